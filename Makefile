@@ -1,0 +1,44 @@
+# Two commands run everything (see README):  make course   |   make test
+# Each sets up what it needs (virtual env, packages, offline model assets) and reuses it next time.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+READY := $(VENV)/.ready
+PRESET ?= quick
+OUTPUT ?= runs/latest
+NB ?= notebooks/*.ipynb
+
+.PHONY: course test setup assets execute clean-venv
+
+course: $(READY)  ## execute every notebook in order with papermill and write a report
+	$(BIN)/debias-llm run --preset $(PRESET) --output $(OUTPUT)
+
+test: $(READY)  ## unit tests, a papermill run, and nbval over every notebook
+	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env \
+		--nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=900 -p no:cacheprovider
+
+setup: $(READY)
+
+# The stamp depends on pyproject.toml, so a changed dependency list re-runs the install.
+$(READY): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch first and pinned: an unpinned torch would pull a multi-GB CUDA build.
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/debias-llm download
+	touch $(READY)
+
+assets: $(READY)  ## fetch the offline model assets again (idempotent)
+	$(BIN)/debias-llm download
+
+# Re-execute notebooks in place from a clean kernel, as committed (authors only):  make execute NB=notebooks/00_overview.ipynb
+execute: $(READY)
+	for nb in $(NB); do \
+		$(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+			--ExecutePreprocessor.timeout=900 --ExecutePreprocessor.kernel_name=python3 "$$nb" || exit 1; \
+	done
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,135 @@
+"""The one "generate → score → metrics" loop that every evaluation in the course uses.
+
+Notebooks 05 (bias metrics), 06 (``try.ipynb``), 07 (gates) and 08 (comparison) all call
+:func:`generate_continuations` and :func:`score_continuations`, so a number in one notebook and the same
+number in another come from the same code. Taught in ``notebooks/05_bias_metrics.ipynb``.
+"""
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from .models import set_seed
+
+
+def _as_records(prompts) -> pd.DataFrame:
+    """Accept a list of prompt strings or a DataFrame with a ``prompt`` column (other columns are kept)."""
+    if isinstance(prompts, pd.DataFrame):
+        if "prompt" not in prompts.columns:
+            raise ValueError("the prompts DataFrame needs a 'prompt' column (other columns such as "
+                             "'group' are carried into the result)")
+        frame = prompts.reset_index(drop=True).copy()
+    else:
+        if isinstance(prompts, str):
+            raise TypeError("prompts must be a list of strings or a DataFrame, not one string; wrap it in a list")
+        prompts = list(prompts)
+        frame = pd.DataFrame({"prompt": prompts})
+    bad = [i for i, p in enumerate(frame["prompt"]) if not isinstance(p, str) or not p]
+    if bad:
+        raise TypeError(f"prompt {bad[0]} is {frame['prompt'][bad[0]]!r}; every prompt must be a non-empty string")
+    if frame.empty:
+        raise ValueError("no prompts given; pass at least one prompt")
+    return frame
+
+
+@torch.no_grad()
+def generate_continuations(model, tokenizer, prompts, n_samples: int = 1, max_new_tokens: int = 20,
+                           do_sample: bool = True, temperature: float = 1.0, top_p: float = 0.9,
+                           top_k: int = 0, batch_size: int = 16, seed: int = 0, logits_processor=None,
+                           progress: bool = True) -> pd.DataFrame:
+    """Sample ``n_samples`` continuations per prompt with ``model.generate``; one row per continuation.
+
+    ``prompts`` is a list of strings or a DataFrame with a ``prompt`` column; its other columns (group,
+    template, ...) are copied to every row. Returns columns ``prompt_id, sample, prompt, continuation,
+    n_tokens`` plus those. Only the *continuation* is decoded into ``continuation`` (classifiers react to
+    identity words in the prompt, so scoring prompt + continuation would measure the prompt).
+    ``df.attrs["tokens_per_second"]`` holds the generation speed (new tokens, excluding padding after EOS).
+
+    Reproducible: the seed is set once before the first batch, so the same prompts, batch size and
+    settings give the same text. ``logits_processor`` is a ``LogitsProcessorList`` (or one processor).
+    Example: ``generate_continuations(model, tok, ["The nurse said that"], n_samples=2, seed=0)``.
+    """
+    from transformers import LogitsProcessorList
+
+    frame = _as_records(prompts)
+    if n_samples < 1 or max_new_tokens < 1 or batch_size < 1:
+        raise ValueError("n_samples, max_new_tokens and batch_size must be >= 1")
+    if logits_processor is not None and not isinstance(logits_processor, LogitsProcessorList):
+        logits_processor = LogitsProcessorList([logits_processor])
+    # Each prompt repeated n_samples times, kept adjacent so a batch holds whole prompts where possible.
+    jobs = [(pid, s) for pid in range(len(frame)) for s in range(n_samples)]
+    sampling = dict(do_sample=True, temperature=temperature, top_p=top_p, top_k=top_k) if do_sample \
+        else dict(do_sample=False, temperature=None, top_p=None, top_k=None)
+    eos_id, pad_id = tokenizer.eos_token_id, tokenizer.pad_token_id
+    rows, new_tokens, elapsed = [], 0, 0.0
+    set_seed(seed)
+    for start in tqdm(range(0, len(jobs), batch_size), disable=not progress, desc="generating"):
+        chunk = jobs[start:start + batch_size]
+        texts = [frame["prompt"][pid] for pid, _ in chunk]
+        batch = tokenizer(texts, return_tensors="pt", padding=True).to(next(model.parameters()).device)
+        tic = time.perf_counter()
+        output = model.generate(**batch, max_new_tokens=max_new_tokens, logits_processor=logits_processor,
+                                pad_token_id=pad_id, **sampling)
+        elapsed += time.perf_counter() - tic
+        generated = output[:, batch["input_ids"].shape[1]:]
+        for (pid, s), ids in zip(chunk, generated.tolist()):
+            # Cut at the first EOS: the rest is padding that generate adds to finished rows.
+            if eos_id in ids:
+                ids = ids[:ids.index(eos_id)]
+            new_tokens += len(ids)
+            rows.append({"prompt_id": pid, "sample": s, "continuation": tokenizer.decode(ids, skip_special_tokens=True),
+                         "n_tokens": len(ids)})
+    result = pd.DataFrame(rows).merge(frame.rename_axis("prompt_id").reset_index(), on="prompt_id")
+    columns = ["prompt_id", "sample", "prompt", "continuation", "n_tokens"]
+    result = result[columns + [c for c in result.columns if c not in columns]]
+    result.attrs["tokens_per_second"] = new_tokens / elapsed if elapsed > 0 else float("nan")
+    result.attrs["seconds"] = elapsed
+    return result
+
+
+def score_continuations(frame: pd.DataFrame, scorer, column: str = "continuation",
+                        progress: bool = True) -> pd.DataFrame:
+    """Add a ``toxicity`` column: the scorer applied to each continuation (never the prompt).
+
+    ``scorer`` is anything with ``.score(texts) -> array in [0, 1]`` (see :mod:`debias_utils.toxicity`).
+    Empty continuations (the model stopped at once) are scored as the empty string, like any other
+    text; their count is in ``frame.attrs["empty_continuations"]`` so that it is visible.
+    """
+    if column not in frame.columns:
+        raise ValueError(f"frame has no {column!r} column; pass the output of generate_continuations")
+    texts = frame[column].tolist()
+    scores = np.asarray(scorer.score(texts), dtype=float)
+    if scores.shape != (len(texts),) or not np.all(np.isfinite(scores)):
+        raise ValueError("the scorer must return one finite score per text")
+    out = frame.copy()
+    out["toxicity"] = scores
+    out.attrs = dict(frame.attrs, empty_continuations=int(sum(not t.strip() for t in texts)))
+    return out
+
+
+def continuation_perplexity(model, tokenizer, frame: pd.DataFrame, batch_size: int = 16) -> float:
+    """Perplexity of the continuations *given their prompts* under ``model`` (pooled over tokens).
+
+    Use the unmodified model to judge fluency of text produced by a modified one: if a debiasing method
+    makes the base model find its own output less likely, fluency has paid a price.
+    """
+    from .lm import perplexity
+
+    keep = frame[frame["continuation"].str.len() > 0]
+    if keep.empty:
+        raise ValueError("every continuation is empty; nothing to score")
+    return perplexity(model, tokenizer, keep["continuation"].tolist(), prefixes=keep["prompt"].tolist(),
+                      batch_size=batch_size)
+
+
+def sample_prompts(prompts: Sequence[str] | pd.DataFrame, n: int | None, seed: int = 0):
+    """A reproducible random subset of ``n`` prompts (all if ``n`` is None or ≥ the number of prompts)."""
+    frame = _as_records(prompts)
+    if n is None or n >= len(frame):
+        return frame
+    return frame.sample(n=n, random_state=seed).reset_index(drop=True)

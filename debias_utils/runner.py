@@ -1,0 +1,207 @@
+"""Batch-run the course with papermill and write a report: the engine behind ``make course``.
+
+``debias-llm run --preset quick|full [--only NAMES] [--output DIR]`` executes the notebooks in course
+order into ``DIR/notebooks/`` (never back into ``notebooks/``), injects the preset's parameters and
+``results_dir``, carries on past a failing notebook, and ends with ``DIR/report.md`` and
+``DIR/report.html``: every notebook's status and time, the key numbers each one saved with
+:func:`debias_utils.results.save_results`, and the figures it saved. Exit status 1 if any notebook failed.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import platform
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = REPO / "notebooks"
+
+# Parameters per notebook stem. "quick" = the notebooks' own fast defaults (what CI checks);
+# "full" = the larger runs behind the README's results table. A stem missing here runs with defaults.
+PRESETS: dict[str, dict[str, dict]] = {
+    "quick": {},
+    "full": {},
+}
+
+
+@dataclass
+class NotebookRun:
+    """What happened to one notebook in a batch run."""
+
+    name: str
+    source: str
+    output: str
+    status: str = "pending"  # ok | failed
+    seconds: float = 0.0
+    parameters: dict = field(default_factory=dict)
+    error: str = ""
+    results: dict = field(default_factory=dict)
+
+
+def course_notebooks(root: Path = NOTEBOOKS) -> list[Path]:
+    """The course's notebooks in order: ``NN_*.ipynb`` and ``NN_*/*.ipynb``, solutions excluded."""
+    found = list(root.glob("[0-9][0-9]_*.ipynb")) + list(root.glob("[0-9][0-9]_*/*.ipynb"))
+    found = [p for p in found if "solutions" not in p.parts and ".ipynb_checkpoints" not in p.parts]
+    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+
+
+def notebook_name(path: Path) -> str:
+    """A notebook's short name: its chapter prefix and stem, e.g. ``06_decoding/try`` → ``06_try``."""
+    if path.parent.name[:2].isdigit() and not path.stem[:2].isdigit():
+        return f"{path.parent.name[:2]}_{path.stem}"
+    return path.stem
+
+
+def select(notebooks: list[Path], only: list[str] | None) -> list[Path]:
+    """Keep the notebooks whose name starts with one of ``only`` (e.g. ``["00", "05_bias"]``)."""
+    if not only:
+        return notebooks
+    chosen = [p for p in notebooks if any(notebook_name(p).startswith(o) or p.stem == o for o in only)]
+    unknown = [o for o in only if not any(notebook_name(p).startswith(o) or p.stem == o for p in notebooks)]
+    if unknown:
+        names = ", ".join(notebook_name(p) for p in notebooks)
+        raise ValueError(f"--only {', '.join(unknown)} matches no notebook; available: {names}")
+    return chosen
+
+
+def _parameters_for(path: Path, preset: str, results_dir: Path) -> dict:
+    import papermill
+
+    declared = set(papermill.inspect_notebook(str(path)))
+    wanted = dict(PRESETS[preset].get(notebook_name(path), {}))
+    unknown = sorted(set(wanted) - declared)
+    if unknown:
+        raise ValueError(f"preset {preset!r} sets {unknown} but {path.name}'s parameters cell declares "
+                         f"only {sorted(declared)}")
+    if "results_dir" in declared:
+        wanted["results_dir"] = str(results_dir)
+    return wanted
+
+
+def _execute(run: NotebookRun, path: Path, parameters: dict, output: Path) -> None:
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    start = time.perf_counter()
+    try:
+        papermill.execute_notebook(
+            str(path), str(output), parameters=parameters, kernel_name="python3",
+            cwd=str(path.parent), progress_bar=False, log_output=False,
+        )
+        run.status = "ok"
+    except PapermillExecutionError as error:
+        run.status = "failed"
+        run.error = f"cell {error.exec_count}: {error.ename}: {error.evalue}"
+    except Exception as error:  # a kernel crash or a missing kernel: still report and carry on
+        run.status = "failed"
+        run.error = f"{type(error).__name__}: {error}\n{traceback.format_exc(limit=2)}"
+    run.seconds = time.perf_counter() - start
+
+
+def run_course(preset: str = "quick", only: list[str] | None = None, output: str | Path | None = None,
+               notebooks: list[Path] | None = None, echo=print) -> tuple[list[NotebookRun], Path]:
+    """Execute the selected notebooks in order and write the report. Returns (runs, output folder)."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+    paths = select(notebooks if notebooks is not None else course_notebooks(), only)
+    if not paths:
+        raise ValueError(f"no notebooks found in {NOTEBOOKS}")
+    out = Path(output) if output else REPO / "runs" / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = out.resolve()
+    if out == NOTEBOOKS.resolve() or NOTEBOOKS.resolve() in out.parents:
+        raise ValueError("the output folder must not be inside notebooks/; papermill output never goes there")
+    results_dir = out / "results"
+    results_dir.mkdir(parents=True, exist_ok=True)
+    runs: list[NotebookRun] = []
+    for index, path in enumerate(paths, 1):
+        name = notebook_name(path)
+        target = out / "notebooks" / (path.relative_to(NOTEBOOKS) if NOTEBOOKS in path.parents else path.name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        run = NotebookRun(name=name, source=str(path), output=str(target))
+        try:
+            run.parameters = _parameters_for(path, preset, results_dir)
+        except Exception as error:
+            run.status, run.error = "failed", str(error)
+            runs.append(run)
+            echo(f"[{index}/{len(paths)}] {name}: failed before running — {error}")
+            continue
+        echo(f"[{index}/{len(paths)}] {name} ...")
+        _execute(run, path, run.parameters, target)
+        result_file = results_dir / f"{name}.json"
+        if result_file.is_file():
+            run.results = json.loads(result_file.read_text())
+        echo(f"[{index}/{len(paths)}] {name}: {run.status} in {run.seconds:.0f} s" + (f" — {run.error}" if run.error else ""))
+        runs.append(run)
+    write_report(runs, out, preset)
+    return runs, out
+
+
+def _flatten(numbers: dict, prefix: str = "") -> list[tuple[str, object]]:
+    rows = []
+    for key, value in numbers.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            rows.extend(_flatten(value, name + "."))
+        else:
+            rows.append((name, value))
+    return rows
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_fmt(v) for v in value[:8]) + (", …" if len(value) > 8 else "") + "]"
+    return str(value)
+
+
+def write_report(runs: list[NotebookRun], out: Path, preset: str) -> Path:
+    """Write ``report.md``, ``report.html`` and ``summary.json`` into ``out``; returns the Markdown path."""
+    import mistune
+
+    failed = [r for r in runs if r.status != "ok"]
+    total = sum(r.seconds for r in runs)
+    lines = [
+        f"# debias-llm course run — preset `{preset}`",
+        "",
+        f"{dt.datetime.now().strftime('%Y-%m-%d %H:%M')} · {platform.node()} · {platform.processor() or platform.machine()}"
+        f" · Python {platform.python_version()} · total {total / 60:.1f} min",
+        "",
+        f"**{len(runs) - len(failed)} of {len(runs)} notebooks ran cleanly.**"
+        + (" Failed: " + ", ".join(f"`{r.name}`" for r in failed) if failed else ""),
+        "",
+        "| notebook | status | time (s) | executed copy |",
+        "|---|---|---:|---|",
+    ]
+    for r in runs:
+        rel = Path(r.output).relative_to(out).as_posix()
+        lines.append(f"| {r.name} | {'✅ ok' if r.status == 'ok' else '❌ failed'} | {r.seconds:.0f} | [{rel}]({rel}) |")
+    if failed:
+        lines += ["", "## Failures", ""]
+        for r in failed:
+            lines += [f"### {r.name}", "", "```", r.error.strip(), "```", ""]
+    figures = out / "results" / "figures"
+    for r in runs:
+        if not r.results and r.status == "ok":
+            continue
+        lines += ["", f"## {r.name}", ""]
+        if r.results:
+            lines += ["| number | value |", "|---|---|"]
+            lines += [f"| {k} | {_fmt(v)} |" for k, v in _flatten(r.results)]
+        for fig in sorted(figures.glob(f"{r.name}*.png")) if figures.is_dir() else []:
+            rel = fig.relative_to(out).as_posix()
+            lines += ["", f"![{fig.stem}]({rel})"]
+    markdown = "\n".join(lines) + "\n"
+    md_path = out / "report.md"
+    md_path.write_text(markdown)
+    html = ("<!doctype html><html><head><meta charset='utf-8'><title>debias-llm report</title>"
+            "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}table{border-collapse:collapse}"
+            "td,th{border:1px solid #ccc;padding:2px 8px}img{max-width:100%}</style></head><body>"
+            + mistune.html(markdown) + "</body></html>")
+    (out / "report.html").write_text(html)
+    (out / "summary.json").write_text(json.dumps(
+        {"preset": preset, "total_seconds": total, "runs": [asdict(r) for r in runs]}, indent=1))
+    return md_path

@@ -1,0 +1,78 @@
+"""The batch runner behind `make course`: papermill, parameters, failures, report."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from debias_utils import cli
+from debias_utils.runner import NOTEBOOKS, course_notebooks, notebook_name, run_course, select
+
+
+def _notebook(path: Path, parameters: str, body: str) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    cell = nbformat.v4.new_code_cell(parameters)
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells = [cell, nbformat.v4.new_code_cell(body)]
+    nbformat.write(nb, path)
+    return path
+
+
+def test_course_order_and_names():
+    paths = course_notebooks()
+    names = [notebook_name(p) for p in paths]
+    assert names[0] == "00_overview" and names == sorted(names)
+    assert not any("solutions" in p.parts for p in paths)
+    assert notebook_name(NOTEBOOKS / "06_decoding" / "try.ipynb") == "06_try"
+
+
+def test_select_rejects_unknown_names():
+    with pytest.raises(ValueError, match="matches no notebook"):
+        select(course_notebooks(), ["99_nothing"])
+
+
+def test_papermill_run_of_the_overview_with_injected_parameters(tmp_path):
+    """Run notebook 00 with another prompt; the value it saves must reflect the injected parameter."""
+    from debias_utils import runner
+
+    runner.PRESETS["test"] = {"00_overview": {"prompt": "The capital of Italy is", "max_new_tokens": 6}}
+    try:
+        runs, out = run_course(preset="test", only=["00"], output=tmp_path / "run", echo=lambda *_: None)
+    finally:
+        del runner.PRESETS["test"]
+    assert [r.status for r in runs] == ["ok"], runs[0].error
+    saved = json.loads((out / "results" / "00_overview.json").read_text())
+    assert "Rome" in saved["greedy_continuation"]
+    executed = nbformat.read(out / "notebooks" / "00_overview.ipynb", as_version=4)
+    assert "papermill" in executed.metadata  # the executed copy is papermill's, in the output folder
+    assert "papermill" not in nbformat.read(NOTEBOOKS / "00_overview.ipynb", as_version=4).metadata
+
+
+def test_failing_notebook_is_reported_and_the_run_continues(tmp_path):
+    good = _notebook(tmp_path / "01_good.ipynb", "results_dir = None\nx = 2",
+                     "from debias_utils.results import save_results\nsave_results('01_good', {'x_squared': x * x}, results_dir)")
+    bad = _notebook(tmp_path / "02_bad.ipynb", "results_dir = None", "raise RuntimeError('deliberate failure')")
+    runs, out = run_course(notebooks=[bad, good], output=tmp_path / "run", echo=lambda *_: None)
+    assert [r.status for r in runs] == ["failed", "ok"]
+    assert "RuntimeError" in runs[0].error and "deliberate failure" in runs[0].error
+    report = (out / "report.md").read_text()
+    assert "1 of 2 notebooks ran cleanly" in report and "02_bad" in report and "deliberate failure" in report
+    assert "| x_squared | 4 |" in report
+    assert "<table>" in (out / "report.html").read_text()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["runs"][1]["results"] == {"x_squared": 4}
+
+
+def test_cli_exit_codes(tmp_path, capsys):
+    assert cli.main(["run", "--only", "99_nothing", "--output", str(tmp_path)]) == 2
+    assert "matches no notebook" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--preset", "huge"])
+
+
+def test_output_inside_notebooks_is_refused():
+    with pytest.raises(ValueError, match="must not be inside notebooks"):
+        run_course(only=["00"], output=NOTEBOOKS / "runs")
