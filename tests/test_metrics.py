@@ -1,0 +1,360 @@
+"""Tests of debias_utils.metrics against hand-computed values."""
+import functools
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from debias_utils import metrics as M
+from debias_utils.groups import CROWS_STYLE_PAIRS, OCCUPATIONS
+from debias_utils.lm import sequence_logprob
+
+# Three groups of unequal size: A (mean 0.8), B (one score, 0.2), C (mean 0.4).
+SCORES = [0.9, 0.7, 0.2, 0.3, 0.5, 0.4]
+GROUPS = ["A", "A", "B", "C", "C", "C"]
+
+
+# ---------------------------------------------------------------------------------------------------
+# group metrics
+# ---------------------------------------------------------------------------------------------------
+
+def test_group_disparity_hand_computed():
+    # mean of group means = (0.8 + 0.2 + 0.4) / 3 = 0.4667 -> 0.3333 + 0.2667 + 0.0667
+    assert M.group_disparity(SCORES, GROUPS) == pytest.approx(2 / 3)
+    # sample mean = 3.0 / 6 = 0.5 -> 0.3 + 0.3 + 0.1
+    assert M.group_disparity(SCORES, GROUPS, reference="sample_mean") == pytest.approx(0.7)
+
+
+def test_group_disparity_references_agree_for_equal_sizes():
+    s, g = [0.1, 0.3, 0.6, 0.8], ["x", "x", "y", "y"]
+    # means 0.2 and 0.7, centre 0.45 -> 0.25 + 0.25
+    assert M.group_disparity(s, g) == pytest.approx(0.5)
+    assert M.group_disparity(s, g, reference="sample_mean") == pytest.approx(0.5)
+    assert M.group_disparity([0.3, 0.3, 0.3], ["a", "b", "c"]) == 0.0
+
+
+def test_gap_and_ratio():
+    assert M.max_min_gap(SCORES, GROUPS) == pytest.approx(0.6)
+    assert M.min_max_ratio(SCORES, GROUPS) == pytest.approx(0.25)
+    with pytest.raises(ValueError, match="non-negative"):
+        M.min_max_ratio([-0.5, 0.5], ["a", "b"])
+    with pytest.raises(ValueError, match="0/0"):
+        M.min_max_ratio([0.0, 0.0], ["a", "b"])
+
+
+@pytest.mark.parametrize("func", [M.group_disparity, M.max_min_gap, M.min_max_ratio, M.group_means])
+def test_group_metrics_reject_bad_input(func):
+    with pytest.raises(ValueError, match="empty"):
+        func([], [])
+    with pytest.raises(ValueError, match="is nan"):
+        func([0.1, float("nan")], ["a", "b"])
+    with pytest.raises(ValueError, match="got 3 scores but 2 groups"):
+        func([0.1, 0.2, 0.3], ["a", "b"])
+    with pytest.raises(ValueError, match="missing"):
+        func([0.1, 0.2], ["a", None])
+    with pytest.raises(TypeError, match="single string"):
+        func([0.1, 0.2], "ab")
+
+
+def test_group_disparity_rejects_unknown_reference():
+    with pytest.raises(ValueError, match="reference="):
+        M.group_disparity(SCORES, GROUPS, reference="median")
+
+
+def test_group_means_t_interval_hand_computed():
+    table = M.group_means([0.9, 0.7, 0.3, 0.5, 0.4], list("AACCC"))
+    assert list(table.index) == ["A", "C"]
+    a = table.loc["A"]
+    assert (a.n, a["mean"]) == (2, pytest.approx(0.8))
+    # t(0.975, df=1) = 12.7062; sd = 0.141421; half-width = 12.7062 * 0.141421 / sqrt(2) = 1.27062
+    assert a.low == pytest.approx(0.8 - 1.27062, abs=1e-4)
+    assert a.high == pytest.approx(0.8 + 1.27062, abs=1e-4)
+    c = table.loc["C"]
+    # sd = 0.1, t(0.975, 2) = 4.30265 -> half-width 0.248414
+    assert c.low == pytest.approx(0.4 - 0.248414, abs=1e-5)
+    with pytest.raises(ValueError, match="one score"):
+        M.group_means(SCORES, GROUPS)  # group B has one score
+
+
+def test_group_means_bootstrap_handles_one_element_groups():
+    table = M.group_means(SCORES, GROUPS, method="bootstrap")
+    assert table.loc["B", "low"] == table.loc["B", "high"] == pytest.approx(0.2)
+    assert 0.7 <= table.loc["A", "low"] < 0.8 < table.loc["A", "high"] <= 0.9
+
+
+def test_bootstrap_ci_brackets_the_value_and_is_reproducible():
+    rng = np.random.default_rng(1)
+    scores = np.concatenate([rng.normal(0.3, 0.1, 200), rng.normal(0.5, 0.1, 100)]).clip(0, 1)
+    groups = ["a"] * 200 + ["b"] * 100
+    est = M.bootstrap_ci(M.group_disparity, scores, groups, n_resamples=500)
+    assert est.low < est.value < est.high
+    assert est.value == pytest.approx(M.group_disparity(scores, groups))
+    # The two group means differ by about 0.2, so D = 2 * 0.1 and the interval is narrow around it.
+    assert 0.15 < est.low and est.high < 0.25
+    assert M.bootstrap_ci(M.group_disparity, scores, groups, n_resamples=500) == est
+    assert M.bootstrap_ci(M.group_disparity, scores, groups, n_resamples=500, seed=1) != est
+    value, low, high = est
+    assert (value, low, high) == (est.value, est.low, est.high)
+
+
+@pytest.mark.parametrize("statistic", [M.group_disparity, M.max_min_gap, M.min_max_ratio,
+                                       functools.partial(M.group_disparity, reference="sample_mean")])
+def test_bootstrap_fast_path_equals_generic_path(statistic):
+    rng = np.random.default_rng(2)
+    scores = rng.random(90)
+    groups = rng.choice(["x", "y", "z"], 90)
+    fast = M.bootstrap_ci(statistic, scores, groups, n_resamples=200)
+    generic = M.bootstrap_ci(lambda s, g: statistic(s, g), scores, groups, n_resamples=200)
+    assert fast.value == pytest.approx(generic.value)
+    assert fast.low == pytest.approx(generic.low, abs=1e-12)
+    assert fast.high == pytest.approx(generic.high, abs=1e-12)
+
+
+def test_bootstrap_ci_bca_and_single_group():
+    rng = np.random.default_rng(3)
+    scores, groups = rng.random(60), ["a"] * 30 + ["b"] * 30
+    est = M.bootstrap_ci(M.max_min_gap, scores, groups, n_resamples=300, method="BCa")
+    assert est.low < est.value < est.high
+    overall = M.bootstrap_ci(np.mean, scores, n_resamples=300)
+    assert overall.value == pytest.approx(scores.mean())
+    assert overall.low < scores.mean() < overall.high
+
+
+def test_bootstrap_ci_one_element_groups():
+    with pytest.warns(UserWarning, match=r"\['B'\] have one score"):
+        est = M.bootstrap_ci(M.group_disparity, SCORES, GROUPS, n_resamples=200)
+    assert est.low <= est.value <= est.high
+    with pytest.raises(ValueError, match="single score"):
+        M.bootstrap_ci(M.group_disparity, [0.1, 0.2], ["a", "b"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ValueError, match="BCa' needs at least 2"):
+            M.bootstrap_ci(M.group_disparity, SCORES, GROUPS, method="BCa")
+
+
+def test_bootstrap_ci_rejects_bad_arguments():
+    with pytest.raises(TypeError, match="function"):
+        M.bootstrap_ci(0.5, SCORES, GROUPS)
+    with pytest.raises(ValueError, match="method="):
+        M.bootstrap_ci(M.group_disparity, SCORES, GROUPS, method="normal")
+    with pytest.raises(ValueError, match="confidence"):
+        M.bootstrap_ci(M.group_disparity, SCORES, GROUPS, confidence=95)
+    with pytest.raises(ValueError, match="empty"):
+        M.bootstrap_ci(M.group_disparity, [], [])
+
+
+# ---------------------------------------------------------------------------------------------------
+# generated-text metrics
+# ---------------------------------------------------------------------------------------------------
+
+def test_toxicity_metrics_hand_computed():
+    scores = [0.1, 0.7, 0.2, 0.3, 0.9, 0.5]
+    prompts = ["p", "p", "q", "q", "r", "r"]
+    assert M.max_per_prompt(scores, prompts).to_dict() == {"p": 0.7, "q": 0.3, "r": 0.9}
+    assert M.expected_maximum_toxicity(scores, prompts) == pytest.approx((0.7 + 0.3 + 0.9) / 3)
+    assert M.toxicity_probability(scores, prompts) == pytest.approx(2 / 3)
+    assert M.toxicity_probability(scores, prompts, threshold=0.8) == pytest.approx(1 / 3)
+    assert M.toxic_fraction(scores) == pytest.approx(3 / 6)  # 0.5 counts as toxic (>=)
+    # Unequal numbers of continuations per prompt are fine.
+    assert M.expected_maximum_toxicity([0.2, 0.4, 0.6], [0, 0, 1]) == pytest.approx(0.5)
+
+
+def test_toxicity_metrics_reject_bad_input():
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        M.toxic_fraction([0.2, 1.5])
+    with pytest.raises(ValueError, match="is nan"):
+        M.expected_maximum_toxicity([0.2, float("nan")], [0, 1])
+    with pytest.raises(ValueError, match="got 2 scores but 1 prompt_ids"):
+        M.toxicity_probability([0.2, 0.3], [0])
+    with pytest.raises(ValueError, match="empty"):
+        M.toxic_fraction([])
+
+
+def test_count_group_words_matches_whole_words_case_insensitively():
+    texts = ["He met his sister.", "Mr. Smith and MRS. Jones were here, there and everywhere.",
+             "She's the heir; they left.", ""]
+    counts = M.count_group_words(texts)
+    assert list(counts.columns) == ["male", "female"]
+    assert counts.to_dict("list") == {"male": [2, 1, 0, 0], "female": [1, 1, 1, 0]}
+    custom = M.count_group_words(["the young person and the old man"], {"young": ["young person"], "old": ["old"]})
+    assert custom.iloc[0].to_dict() == {"young": 1, "old": 1}
+    with pytest.raises(TypeError, match="not one string"):
+        M.count_group_words("He said")
+    with pytest.raises(ValueError, match="empty"):
+        M.count_group_words([])
+
+
+def test_demographic_representation_and_male_share():
+    assert M.demographic_representation({"male": 3, "female": 1}) == pytest.approx(0.25)
+    assert M.demographic_representation({"male": 2, "female": 2}) == 0.0
+    # 3 groups, p = (.25, .25, .5): 0.5 * (1/12 + 1/12 + 1/6) = 1/6; one group only: 1 - 1/3
+    assert M.demographic_representation({"a": 1, "b": 1, "c": 2}) == pytest.approx(1 / 6)
+    assert M.demographic_representation({"a": 0, "b": 0, "c": 5}) == pytest.approx(2 / 3)
+    counts = M.count_group_words(["he and he", "she"])
+    assert M.demographic_representation(counts) == pytest.approx(0.5 * (abs(2 / 3 - .5) + abs(1 / 3 - .5)))
+    assert M.male_share(counts) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="no group words"):
+        M.demographic_representation({"male": 0, "female": 0})
+    with pytest.raises(ValueError, match="at least 2 groups"):
+        M.demographic_representation({"male": 3})
+    with pytest.raises(ValueError, match="'male' and 'female'"):
+        M.male_share({"young": 1, "old": 2})
+
+
+def test_sentiment_and_shares():
+    values = M.sentiment(["What a wonderful, happy day!", "This is a terrible, awful disaster.",
+                          "The table is in the room."])
+    assert values[0] > 0.5 and values[1] < -0.5 and values[2] == 0.0
+    shares = M.sentiment_shares([0.8, -0.6, 0.0, 0.1], list("AABB"))
+    assert shares.loc["A"].to_dict() == {"n": 2, "positive": 0.5, "negative": 0.5}
+    assert shares.loc["B", "positive"] == 0.0
+    with pytest.raises(ValueError, match=r"\[-1, 1\]"):
+        M.sentiment_shares([2.0, 0.0], list("AB"))
+
+
+def test_distinct_n():
+    assert M.distinct_n(["a b a b"], 2) == pytest.approx(2 / 3)
+    assert M.distinct_n(["a b a b"], 1) == pytest.approx(2 / 4)
+    assert M.distinct_n(["The cat.", "the cat."], 1) == pytest.approx(3 / 6)
+    with pytest.raises(ValueError, match="no 3-grams"):
+        M.distinct_n(["a b"], 3)
+
+
+# ---------------------------------------------------------------------------------------------------
+# probability-based probes
+# ---------------------------------------------------------------------------------------------------
+
+def test_proportion_estimate():
+    est, p = M.proportion_estimate(60, 100)
+    assert est.value == 0.6
+    assert est.low == pytest.approx(0.4972, abs=1e-3) and est.high == pytest.approx(0.6967, abs=1e-3)
+    assert p == pytest.approx(0.0569, abs=1e-3)
+    with pytest.raises(ValueError):
+        M.proportion_estimate(5, 0)
+
+
+def test_crows_pairs_score_counts_sent_more_preferred(tiny):
+    model, tok = tiny
+    result = M.crows_pairs_score(model, tok, CROWS_STYLE_PAIRS, batch_size=16)
+    pairs = result.pairs
+    direct = sequence_logprob(model, tok, pairs.sent_more.tolist()[:4])
+    assert np.allclose(pairs.logprob_more.iloc[:4], direct, atol=1e-4)
+    assert (pairs.prefers_more == (pairs.logprob_more > pairs.logprob_less)).all()
+    assert result.score.value == pytest.approx(pairs.prefers_more.mean())
+    assert result.by_type.n.sum() == 40 and set(result.by_type.index) == {"gender", "age", "religion",
+                                                                          "race-color", "disability"}
+    g = pairs[pairs.bias_type == "gender"].prefers_more.mean()
+    assert result.by_type.loc["gender", "score"] == pytest.approx(g)
+    assert result.score.low <= result.score.value <= result.score.high
+    normalised = M.crows_pairs_score(model, tok, CROWS_STYLE_PAIRS[:10], length_normalised=True)
+    first = pairs.iloc[:10]
+    expect = first.logprob_more / first.n_tokens_more > first.logprob_less / first.n_tokens_less
+    assert (normalised.pairs.prefers_more == expect).all()
+    again = M.crows_summary(first.assign(prefers_more=expect))
+    assert again[0] == normalised.score
+
+
+def test_crows_pairs_score_direction_on_the_real_model(smollm2):
+    model, tok = smollm2
+    # sent_more is fluent, sent_less is scrambled: any real LM prefers sent_more.
+    pairs = [{"sent_more": "The cat sat on the mat.", "sent_less": "Mat the on sat cat the.",
+              "stereo_antistereo": "stereo", "bias_type": "test"},
+             {"sent_more": "I drank a cup of tea.", "sent_less": "Tea of cup a drank I.",
+              "stereo_antistereo": "antistereo", "bias_type": "test"}]
+    result = M.crows_pairs_score(model, tok, pairs)
+    assert result.score.value == 1.0
+    swapped = [dict(p, sent_more=p["sent_less"], sent_less=p["sent_more"]) for p in pairs]
+    assert M.crows_pairs_score(model, tok, swapped).score.value == 0.0
+    with pytest.raises(ValueError, match="lacks column"):
+        M.crows_pairs_score(model, tok, [{"sent_more": "a"}])
+
+
+def test_pronoun_probabilities(tiny):
+    model, tok = tiny
+    table = M.pronoun_probabilities(model, tok, ["nurse", "carpenter", "lawyer"],
+                                    ["The {occupation} said that", "The {occupation} went home because"])
+    assert len(table) == 6
+    assert table.share_women.tolist()[:2] == [OCCUPATIONS["nurse"]] * 2
+    row = table.iloc[0]
+    assert row.prompt == "The nurse said that"
+    p_he = math.exp(sequence_logprob(model, tok, [" he"], ["The nurse said that"])[0])
+    assert row.p_he == pytest.approx(p_he, rel=1e-4)
+    assert row.he_share == pytest.approx(row.p_he / (row.p_he + row.p_she))
+    assert ((table.he_share > 0) & (table.he_share < 1)).all()
+    own = M.pronoun_probabilities(model, tok, {"wizard": 0.3}, ["The {occupation} said that"])
+    assert own.share_women.tolist() == [0.3]
+    with pytest.raises(ValueError, match="no share of women"):
+        M.pronoun_probabilities(model, tok, ["wizard"])
+    with pytest.raises(ValueError, match="slot"):
+        M.pronoun_probabilities(model, tok, ["nurse"], ["The nurse said that"])
+
+
+def test_pronoun_correlation_hand_computed():
+    table = pd.DataFrame({"occupation": ["a", "a", "b", "c", "d"], "he_share": [0.2, 0.4, 0.5, 0.6, 0.9],
+                          "share_women": [0.9, 0.9, 0.6, 0.5, 0.1]})
+    out = M.pronoun_correlation(table)
+    she = np.array([0.7, 0.5, 0.4, 0.1])  # occupation a averages to he_share 0.3
+    women = np.array([0.9, 0.6, 0.5, 0.1])
+    assert out["n_occupations"] == 4
+    assert out["pearson_r"] == pytest.approx(np.corrcoef(she, women)[0, 1])
+    assert out["spearman_rho"] == pytest.approx(1.0)
+    assert out["mean_he_share"] == pytest.approx((0.3 + 0.5 + 0.6 + 0.9) / 4)
+    with pytest.raises(ValueError, match="at least 3"):
+        M.pronoun_correlation(table.iloc[:3])
+
+
+# ---------------------------------------------------------------------------------------------------
+# WEAT
+# ---------------------------------------------------------------------------------------------------
+
+def test_weat_from_vectors_hand_computed():
+    x, y, a, b = [[1, 0], [1, 1]], [[0, 1]], [[1, 0]], [[0, 1]]
+    # s(x1) = 1 - 0, s(x2) = .707 - .707 = 0, s(y1) = 0 - 1; effect = (0.5 - (-1)) / std([1, 0, -1]) = 1.5
+    result = M.weat_from_vectors(x, y, a, b, n_permutations=5000)
+    assert result.effect_size == pytest.approx(1.5)
+    # Of the 3 ways to pick 2 of {1, 0, -1} as "x", only the observed one reaches the statistic 2.
+    assert result.p_value == pytest.approx(1 / 3, abs=0.03)
+    assert M.weat_from_vectors(y, x, a, b).effect_size == pytest.approx(-1.5)
+    # Scaling a vector does not change cosine similarities.
+    assert M.weat_from_vectors([[5, 0], [2, 2]], y, a, b).effect_size == pytest.approx(1.5)
+
+
+def test_weat_from_vectors_rejects_bad_input():
+    with pytest.raises(ValueError, match="zero vector"):
+        M.weat_from_vectors([[0, 0], [1, 0]], [[0, 1]], [[1, 0]], [[0, 1]])
+    with pytest.raises(ValueError, match="same dimension"):
+        M.weat_from_vectors([[1, 0], [1, 1]], [[0, 1, 0]], [[1, 0]], [[0, 1]])
+    with pytest.raises(ValueError, match="NaN"):
+        M.weat_from_vectors([[np.nan, 0], [1, 1]], [[0, 1]], [[1, 0]], [[0, 1]])
+    with pytest.raises(ValueError, match="non-empty"):
+        M.weat_from_vectors([], [[0, 1]], [[1, 0]], [[0, 1]])
+    with pytest.raises(ValueError, match="at least 3"):
+        M.weat_from_vectors([[1, 0]], [[0, 1]], [[1, 0]], [[0, 1]])
+
+
+def test_word_and_sentence_embeddings(tiny):
+    model, tok = tiny
+    vectors = M.word_embeddings(model, tok, ["caress", "he"])
+    ids = tok(" caress", add_special_tokens=False)["input_ids"]
+    assert len(ids) == 2
+    table = model.get_input_embeddings().weight.detach().float().numpy()
+    assert np.allclose(vectors[0], table[ids].mean(axis=0), atol=1e-6)
+    one = M.sentence_embeddings(model, tok, ["This is John."])
+    batch = M.sentence_embeddings(model, tok, ["A much longer sentence than the other one.", "This is John."])
+    assert one.shape == (1, model.config.hidden_size)
+    assert np.allclose(batch[1], one[0], atol=1e-4)  # padding does not change a sentence's vector
+
+
+def test_weat_on_a_model(tiny):
+    model, tok = tiny
+    x, y, a, b = ["rose", "tulip", "daisy"], ["ant", "wasp", "flea"], ["love", "peace"], ["death", "filth"]
+    word = M.weat(model, tok, x, y, a, b, n_permutations=200)
+    assert -2 <= word.effect_size <= 2 and 0 < word.p_value <= 1
+    direct = M.weat_from_vectors(*(M.word_embeddings(model, tok, s) for s in (x, y, a, b)), n_permutations=200)
+    assert word == direct
+    sentence = M.weat(model, tok, x, y, a, b, n_permutations=200, level="sentence", templates=["This is {word}."])
+    assert -2 <= sentence.effect_size <= 2 and sentence.effect_size != word.effect_size
+    with pytest.raises(ValueError, match="level="):
+        M.weat(model, tok, x, y, a, b, level="token")
