@@ -23,7 +23,10 @@ NOTEBOOKS = REPO / "notebooks"
 # "full" = the larger runs behind the README's results table. A stem missing here runs with defaults.
 PRESETS: dict[str, dict[str, dict]] = {
     "quick": {},
-    "full": {},
+    "full": {
+        "01_pretraining_loss": {"train_steps": 1000, "max_train_seconds": 600, "eval_every": 100, "eval_tokens": 400},
+        "02_tokenizer": {"num_merges": 500},
+    },
 }
 
 
@@ -155,7 +158,8 @@ def _fmt(value) -> str:
         return f"{value:.4g}"
     if isinstance(value, list):
         return "[" + ", ".join(_fmt(v) for v in value[:8]) + (", …" if len(value) > 8 else "") + "]"
-    return str(value)
+    # A value goes into one Markdown table cell: no line breaks, no bare pipes.
+    return str(value).replace("\n", " ⏎ ").replace("|", "\\|")
 
 
 def write_report(runs: list[NotebookRun], out: Path, preset: str) -> Path:

@@ -76,3 +76,10 @@ def test_cli_exit_codes(tmp_path, capsys):
 def test_output_inside_notebooks_is_refused():
     with pytest.raises(ValueError, match="must not be inside notebooks"):
         run_course(only=["00"], output=NOTEBOOKS / "runs")
+
+
+def test_report_values_stay_inside_one_table_cell():
+    from debias_utils.runner import _fmt
+
+    assert _fmt("Paris.\n\nThe | end") == "Paris. ⏎  ⏎ The \\| end"
+    assert _fmt(0.123456) == "0.1235"
