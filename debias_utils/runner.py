@@ -26,6 +26,8 @@ PRESETS: dict[str, dict[str, dict]] = {
     "full": {
         "01_pretraining_loss": {"train_steps": 1000, "max_train_seconds": 600, "eval_every": 100, "eval_tokens": 400},
         "02_tokenizer": {"num_merges": 500},
+        "05_bias_metrics": {"terms_per_group": None, "n_samples": 25, "occupation_templates": "all",
+                            "crows_pairs_path": "../shared/benchmarks/crows_pairs/crows_pairs_anonymized.csv"},
     },
 }
 
