@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     dl.set_defaults(func=_download)
     run = sub.add_parser("run", help="execute the course notebooks with papermill and write a report")
     run.add_argument("--preset", default="quick", choices=list(PRESETS))
-    run.add_argument("--only", action="append", help="notebook name prefixes, comma-separated (e.g. 00,05)")
+    run.add_argument("--only", action="extend", nargs="+",
+                     help="notebook name prefixes, space- or comma-separated (e.g. 00 05, or 00,05)")
     run.add_argument("--output", help="output folder (default runs/<date-time>)")
     run.set_defaults(func=_run)
     args = parser.parse_args(argv)

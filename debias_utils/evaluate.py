@@ -6,6 +6,8 @@ number in another come from the same code. Taught in ``notebooks/05_bias_metrics
 """
 from __future__ import annotations
 
+import inspect
+
 import time
 from typing import Sequence
 
@@ -103,7 +105,9 @@ def score_continuations(frame: pd.DataFrame, scorer, column: str = "continuation
     if column not in frame.columns:
         raise ValueError(f"frame has no {column!r} column; pass the output of generate_continuations")
     texts = frame[column].tolist()
-    scores = np.asarray(scorer.score(texts), dtype=float)
+    # Our scorers take progress=; a user's own scorer may only take the texts.
+    takes_progress = "progress" in inspect.signature(scorer.score).parameters
+    scores = np.asarray(scorer.score(texts, progress=progress) if takes_progress else scorer.score(texts), dtype=float)
     if scores.shape != (len(texts),) or not np.all(np.isfinite(scores)):
         raise ValueError("the scorer must return one finite score per text")
     out = frame.copy()

@@ -210,7 +210,7 @@ def generate_manual(model, tokenizer, prompts: Sequence[str], max_new_tokens: in
         else:
             out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                         use_cache=use_cache)
-        past = out.get("cache", out.get("past_key_values")) if use_cache else None
+        past = (out["cache"] if "cache" in out else out.get("past_key_values")) if use_cache else None
         logits = out.logits[:, -1, :].float()
         if logits_processor is not None:
             logits = logits_processor(input_ids, logits)

@@ -26,6 +26,8 @@ PRESETS: dict[str, dict[str, dict]] = {
     "full": {
         "01_pretraining_loss": {"train_steps": 1000, "max_train_seconds": 600, "eval_every": 100, "eval_tokens": 400},
         "02_tokenizer": {"num_merges": 500},
+        "03_generate": {"kv_new_tokens": 256, "max_new_tokens": 40, "n_samples": 5},
+        "04_finetuning": {"train_steps": 100},
         "05_bias_metrics": {"terms_per_group": None, "n_samples": 25, "occupation_templates": "all",
                             "crows_pairs_path": "../shared/benchmarks/crows_pairs/crows_pairs_anonymized.csv"},
     },
@@ -197,7 +199,9 @@ def write_report(runs: list[NotebookRun], out: Path, preset: str) -> Path:
         if r.results:
             lines += ["| number | value |", "|---|---|"]
             lines += [f"| {k} | {_fmt(v)} |" for k, v in _flatten(r.results)]
-        for fig in sorted(figures.glob(f"{r.name}*.png")) if figures.is_dir() else []:
+        # Figures are named after their chapter ("02_tokens_per_word.png"), not always the full notebook name.
+        chapter = r.name.split("_")[0] + "_"
+        for fig in sorted(figures.glob(f"{chapter}*.png")) if figures.is_dir() else []:
             rel = fig.relative_to(out).as_posix()
             lines += ["", f"![{fig.stem}]({rel})"]
     markdown = "\n".join(lines) + "\n"

@@ -90,10 +90,11 @@ class ToxicityScorer:
         """Probabilities, shape ``(len(batch), len(label_names))``."""
         raise NotImplementedError
 
-    def _predict_all(self, texts: list[str]) -> np.ndarray:
+    def _predict_all(self, texts: list[str], progress: bool | None = None) -> np.ndarray:
         rows = np.empty((len(texts), len(self.label_names)), dtype=np.float64)
-        with tqdm(total=len(texts), desc=f"toxicity ({self.name})", unit="text",
-                  disable=len(texts) <= PROGRESS_THRESHOLD) as bar:
+        # progress=None: a bar only for long lists; True / False force it on / off.
+        show = len(texts) > PROGRESS_THRESHOLD if progress is None else progress
+        with tqdm(total=len(texts), desc=f"toxicity ({self.name})", unit="text", disable=not show) as bar:
             for start in range(0, len(texts), self.batch_size):
                 batch = texts[start:start + self.batch_size]
                 rows[start:start + len(batch)] = self._predict(batch)
@@ -104,23 +105,23 @@ class ToxicityScorer:
             raise FloatingPointError(f"{self.name} produced non-finite scores for texts at positions {bad}.")
         return rows
 
-    def labels(self, texts: Iterable[str]) -> pd.DataFrame:
+    def labels(self, texts: Iterable[str], progress: bool | None = None) -> pd.DataFrame:
         """All labels the model predicts: one row per text, one column per label, index aligned with input.
 
         Example: ``load_scorer("jigsaw-bilstm").labels(["you idiot"])["insult"]  # -> 0.93 in row 0``.
         Taught in notebooks/05_bias_metrics.ipynb.
         """
         items, index = _as_text_list(texts)
-        return pd.DataFrame(self._predict_all(items), index=index, columns=list(self.label_names))
+        return pd.DataFrame(self._predict_all(items, progress), index=index, columns=list(self.label_names))
 
-    def score(self, texts: Iterable[str]) -> np.ndarray:
+    def score(self, texts: Iterable[str], progress: bool | None = None) -> np.ndarray:
         """Toxicity in [0, 1], one float per text (the model's main "toxic" label).
 
         Example: ``load_scorer("profanity").score(["have a nice day", "what the hell"])  # -> array([0.06, 0.99])``.
         Taught in notebooks/05_bias_metrics.ipynb.
         """
         items, _ = _as_text_list(texts)
-        return self._predict_all(items)[:, self.label_names.index(self.score_label)]
+        return self._predict_all(items, progress)[:, self.label_names.index(self.score_label)]
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r} labels={list(self.label_names)}>"

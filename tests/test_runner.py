@@ -83,3 +83,57 @@ def test_report_values_stay_inside_one_table_cell():
 
     assert _fmt("Paris.\n\nThe | end") == "Paris. ⏎  ⏎ The \\| end"
     assert _fmt(0.123456) == "0.1235"
+
+
+def test_quick_preset_on_two_course_notebooks_writes_the_report(tmp_path):
+    """`debias-llm run --preset quick --only 00 02`: both run, and the report carries their numbers and figures."""
+    code = cli.main(["run", "--preset", "quick", "--only", "00", "02,", "--output", str(tmp_path / "run")])
+    assert code == 0
+    out = tmp_path / "run"
+    report = (out / "report.md").read_text()
+    assert "preset `quick`" in report and "**2 of 2 notebooks ran cleanly.**" in report
+    assert "| 00_overview | ✅ ok |" in report and "| 02_tokenizer | ✅ ok |" in report
+    assert "## 02_tokenizer" in report and "| group_token_ids.male |" in report
+    # every figure the report shows exists in the output folder, and 02 saved at least one
+    figures = [line[line.index("(") + 1:-1] for line in report.splitlines() if line.startswith("![")]
+    assert any("/02_" in f for f in figures) and all((out / f).is_file() for f in figures)
+    html = (out / "report.html").read_text()
+    assert "<table>" in html and "02_tokenizer" in html
+    summary = json.loads((out / "summary.json").read_text())
+    assert [r["name"] for r in summary["runs"]] == ["00_overview", "02_tokenizer"]
+    assert summary["runs"][1]["results"]["spellings_checked"] > 0
+    assert not list(NOTEBOOKS.rglob("*papermill*"))  # nothing written beside the course's notebooks
+
+
+def test_every_preset_parameter_exists_in_its_notebook():
+    """A typo in a preset would otherwise only show up as papermill's 'unknown parameter' warning."""
+    import ast
+
+    from debias_utils.runner import PRESETS
+
+    by_name = {notebook_name(p): p for p in course_notebooks()}
+    for preset, per_notebook in PRESETS.items():
+        for name, parameters in per_notebook.items():
+            assert name in by_name, f"preset {preset!r} names {name!r}, which is not a course notebook"
+            nb = nbformat.read(by_name[name], as_version=4)
+            cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+            defined = {t.id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign)
+                       for t in node.targets if isinstance(t, ast.Name)}
+            assert "results_dir" in defined, f"{name} has no results_dir parameter"
+            missing = set(parameters) - defined
+            assert not missing, f"preset {preset!r} sets {sorted(missing)} which {name}'s parameters cell lacks"
+
+
+def test_every_course_notebook_is_batch_ready():
+    """Papermill needs a `parameters` cell with results_dir; nbval and the runner need the python3 kernel."""
+    import ast
+
+    for path in course_notebooks():
+        nb = nbformat.read(path, as_version=4)
+        assert nb.metadata["kernelspec"]["name"] == "python3", path
+        cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(cells) == 1, f"{path.name}: exactly one cell must be tagged 'parameters'"
+        defined = {t.id for node in ast.parse(cells[0].source).body if isinstance(node, ast.Assign)
+                   for t in node.targets if isinstance(t, ast.Name)}
+        assert {"seed", "results_dir"} <= defined, f"{path.name}: parameters must define seed and results_dir"
+        assert "save_results(" in "".join(c.source for c in nb.cells), f"{path.name} never calls save_results"

@@ -173,6 +173,27 @@ def test_progress_bar_only_for_long_lists(profanity, capsys):
     assert "toxicity (profanity)" in capsys.readouterr().err
 
 
+def test_progress_can_be_forced(profanity, capsys):
+    profanity.score(["hello"] * 65, progress=False)
+    assert "toxicity (profanity)" not in capsys.readouterr().err
+    profanity.labels(["hello"], progress=True)
+    assert "toxicity (profanity)" in capsys.readouterr().err
+
+
+def test_score_continuations_passes_progress(profanity, capsys):
+    from debias_utils.evaluate import score_continuations
+
+    frame = pd.DataFrame({"continuation": ["hello"] * 65})
+    out = score_continuations(frame, profanity, progress=False)
+    assert "toxicity (profanity)" not in capsys.readouterr().err and len(out) == 65
+
+    class PlainScorer:  # a user's scorer without a progress argument still works
+        def score(self, texts):
+            return np.full(len(texts), 0.25)
+
+    assert score_continuations(frame, PlainScorer())["toxicity"].eq(0.25).all()
+
+
 def test_unknown_name():
     with pytest.raises(ValueError, match="valid names: auto, detoxify, jigsaw-bilstm, profanity"):
         load_scorer("perspective")
