@@ -30,6 +30,8 @@ PRESETS: dict[str, dict[str, dict]] = {
         "04_finetuning": {"train_steps": 100},
         "05_bias_metrics": {"terms_per_group": None, "n_samples": 25, "occupation_templates": "all",
                             "crows_pairs_path": "../shared/benchmarks/crows_pairs/crows_pairs_anonymized.csv"},
+        "06_try": {"n_samples": 8, "max_new_tokens": 16, "compare_samples": 2, "curve_prompts": 60,
+                   "curve_new_tokens": 6, "check_goal": True},
     },
 }
 
