@@ -569,12 +569,19 @@ def kl_to_original(model, tokenizer, texts: Sequence[str], batch_size: int = 16)
     return total / count
 
 
-def _group_disparity_term(values: torch.Tensor, groups: Sequence[str]) -> torch.Tensor:
-    """Differentiable disparity: sum over groups of |group mean - overall mean| (0 with a single group)."""
+def _group_disparity_term(change: torch.Tensor, groups: Sequence[str], reference: dict[str, float]) -> torch.Tensor:
+    """Differentiable disparity between groups of the harmful continuations' per-token log-likelihood.
+
+    A group's level is its mean over *all* training triples under the original model (``reference``, fixed)
+    plus the mean change the gates made on this batch's triples of that group (``change``). Estimating the
+    level this way is far less noisy than a batch mean of raw log-likelihoods, where a batch of 8 holds one
+    or two triples per group. Returns ``sum_g |level_g - mean of the levels|`` over the groups in the batch
+    (the seed's D with the mean of group means as centre).
+    """
     labels = sorted(set(groups))
-    overall = values.mean()
-    terms = [(values[[i for i, g in enumerate(groups) if g == label]].mean() - overall).abs() for label in labels]
-    return torch.stack(terms).sum()
+    levels = torch.stack([reference[label] + change[[i for i, g in enumerate(groups) if g == label]].mean()
+                          for label in labels])
+    return (levels - levels.mean()).abs().sum()
 
 
 def _check_triples(triples) -> pd.DataFrame:
@@ -604,6 +611,10 @@ def _reference_logprobs(model, tokenizer, triples: pd.DataFrame, batch_size: int
     return torch.cat(benign), torch.cat(harmful)
 
 
+def _token_counts(tokenizer, texts: Sequence[str]) -> torch.Tensor:
+    return torch.tensor([len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts], dtype=torch.float32)
+
+
 # --------------------------------------------------------------------------------------------------
 # Training
 # --------------------------------------------------------------------------------------------------
@@ -618,8 +629,9 @@ def train_gates(model, tokenizer, triples, neutral_texts: Sequence[str], steps: 
     * ``preference`` — DPO: ``-log sigmoid(beta * [(log p(benign) - log p_ref(benign))
       - (log p(harmful) - log p_ref(harmful))])``, the reference being the same model with gates off;
     * ``kl`` — KL(original || gated) per token on neutral text, so ordinary text keeps its probabilities;
-    * ``disparity`` — sum over groups of |group mean − batch mean| of the harmful continuations' per-token
-      log-likelihood, a differentiable stand-in for the gap in toxicity between groups;
+    * ``disparity`` — sum over groups of |group level − mean level| of the harmful continuations' per-token
+      log-likelihood (level = mean under the original model over all triples of the group + the change
+      the gates made on this batch), a differentiable stand-in for the seed's D between groups;
     * ``gate`` — mean (g − 1)², a small pull of every gate back to 1.
 
     ``loss = preference + kl_weight * kl + disparity_weight * disparity + gate_weight * gate``.
@@ -647,6 +659,10 @@ def train_gates(model, tokenizer, triples, neutral_texts: Sequence[str], steps: 
     history = []
     try:
         ref_benign, ref_harmful = _reference_logprobs(model, tokenizer, triples, 2 * batch_size)
+        # Each group's per-token log-likelihood of its harmful continuations under the original model.
+        ref_rate = (ref_harmful / _token_counts(tokenizer, triples["harmful"]).to(ref_harmful.device)).cpu()
+        group_of = list(triples["group"])
+        reference = {g: float(ref_rate[[i for i, x in enumerate(group_of) if x == g]].mean()) for g in set(group_of)}
         start = time.perf_counter()
         for step in tqdm(range(steps), desc="training gates", disable=not progress):
             rows = torch.randperm(len(triples), generator=generator)[:batch_size].tolist()
@@ -657,7 +673,8 @@ def train_gates(model, tokenizer, triples, neutral_texts: Sequence[str], steps: 
             benign, harmful = sums[:n], sums[n:]
             margin = (benign - ref_benign[rows]) - (harmful - ref_harmful[rows])
             terms = {"preference": -F.logsigmoid(beta * margin).mean()}
-            terms["disparity"] = _group_disparity_term(harmful / counts[n:], list(part["group"]))
+            change = (harmful - ref_harmful[rows]) / counts[n:]
+            terms["disparity"] = _group_disparity_term(change, list(part["group"]), reference)
             if kl_weight > 0:
                 pick = torch.randint(len(neutral_texts), (neutral_batch_size,), generator=generator).tolist()
                 terms["kl"] = _neutral_kl(model, tokenizer, [neutral_texts[i] for i in pick])
@@ -690,17 +707,30 @@ def train_gates(model, tokenizer, triples, neutral_texts: Sequence[str], steps: 
 # --------------------------------------------------------------------------------------------------
 # A training-free baseline: first-order head importance (FASP-like)
 # --------------------------------------------------------------------------------------------------
-def head_importance(model, tokenizer, triples, batch_size: int = 8, progress: bool = False) -> np.ndarray:
-    """First-order effect of each head on the harmful-vs-benign margin, shape ``(num_layers, num_heads)``.
+def head_importance(model, tokenizer, triples=None, texts: Sequence[str] | None = None, batch_size: int = 8,
+                    progress: bool = False) -> np.ndarray:
+    """First-order effect of each head, ``d objective / d g[l, h]`` at ``g = 1``, shape ``(num_layers, num_heads)``.
 
-    The margin is the mean over triples of ``log p(harmful | prompt) - log p(benign | prompt)``. Entry
-    ``[l, h]`` is ``d margin / d g[l, h]`` at ``g = 1`` — to first order, switching head ``(l, h)`` off
-    (``g: 1 -> 0``) lowers the margin by this much. The heads with the largest values are the ones a
-    FASP-like baseline removes (:func:`top_heads`, :func:`zero_heads`). The model must have no gates.
-    Example: ``imp = head_importance(model, tok, triples); top_heads(imp, 3)``.
+    With ``triples``, the objective is the harmful-vs-benign margin: the mean over triples of
+    ``log p(harmful | prompt) - log p(benign | prompt)``. To first order, switching head ``(l, h)`` off
+    (``g: 1 -> 0``) lowers the margin by entry ``[l, h]``, so the heads with the largest values are the
+    ones a FASP-like baseline removes (:func:`top_heads`, :func:`zero_heads`).
+    With ``texts`` instead, the objective is the mean per-token log-likelihood of the texts: large values
+    mark heads the model needs for ordinary language, which FASP protects from pruning.
+    The model must have no gates. Example: ``imp = head_importance(model, tok, triples); top_heads(imp, 3)``.
     Taught in ``notebooks/07_gate_attention/07_gate_attention.ipynb``.
     """
-    triples = _check_triples(triples)
+    if (triples is None) == (texts is None):
+        raise ValueError("pass either triples (harmful-vs-benign margin) or texts (language-model likelihood)")
+    if triples is not None:
+        triples = _check_triples(triples)
+        items = list(range(len(triples)))
+    else:
+        texts = [t for t in texts if isinstance(t, str) and t.strip()]
+        if not texts:
+            raise ValueError("texts is empty; pass some neutral sentences, e.g. neutral_texts('train')")
+        items = list(range(len(texts)))
+        n_tokens = float(_token_counts(tokenizer, texts).sum())
     if has_gates(model):
         raise ValueError("head_importance measures the original model; call it before add_gates / zero_heads "
                          "(or remove_gates first)")
@@ -712,14 +742,17 @@ def head_importance(model, tokenizer, triples, batch_size: int = 8, progress: bo
     for p in gates.parameters():
         p.requires_grad_(True)
     try:
-        for rows in tqdm(list(_chunks(list(range(len(triples))), batch_size)), desc="head importance",
-                         disable=not progress):
-            part = triples.iloc[rows]
-            sums, _ = _continuation_logprobs(model, tokenizer, list(part["prompt"]) * 2,
-                                             list(part["harmful"]) + list(part["benign"]))
-            margin = (sums[:len(rows)] - sums[len(rows):]).sum() / len(triples)
-            margin.backward()
-        # dg/dz = 2 sigma(0) (1 - sigma(0)) = 0.5 at z = 0, so d margin / dg = 2 * d margin / dz.
+        for rows in tqdm(list(_chunks(items, batch_size)), desc="head importance", disable=not progress):
+            if triples is not None:
+                part = triples.iloc[rows]
+                sums, _ = _continuation_logprobs(model, tokenizer, list(part["prompt"]) * 2,
+                                                 list(part["harmful"]) + list(part["benign"]))
+                objective = (sums[:len(rows)] - sums[len(rows):]).sum() / len(triples)
+            else:
+                sums, _ = _continuation_logprobs(model, tokenizer, [""] * len(rows), [texts[i] for i in rows])
+                objective = sums.sum() / n_tokens
+            objective.backward()
+        # dg/dz = 2 sigma(0) (1 - sigma(0)) = 0.5 at z = 0, so d objective / dg = 2 * d objective / dz.
         values = np.zeros((len(_decoder_layers(model)), gates.num_heads))
         for key, gate in gates.items():
             values[int(key)] = 2 * gate.z.grad.cpu().numpy()
@@ -730,16 +763,20 @@ def head_importance(model, tokenizer, triples, batch_size: int = 8, progress: bo
     return values
 
 
-def top_heads(importance: np.ndarray, k: int) -> list[tuple[int, int]]:
-    """The ``k`` (layer, head) pairs with the largest importance, largest first.
+def top_heads(importance: np.ndarray, k: int, exclude: Iterable[tuple[int, int]] = ()) -> list[tuple[int, int]]:
+    """The ``k`` (layer, head) pairs with the largest importance, largest first, skipping ``exclude``.
 
     Example: ``top_heads(np.array([[0.1, 0.5], [0.3, -1.0]]), 2)  # [(0, 1), (1, 0)]``.
-    Taught in ``notebooks/07_gate_attention/07_gate_attention.ipynb``.
+    FASP-like use: ``top_heads(margin_imp, k, exclude=top_heads(lm_imp, 90))`` protects the 90 heads the
+    model needs most for ordinary text. Taught in ``notebooks/07_gate_attention/07_gate_attention.ipynb``.
     """
     importance = np.asarray(importance)
     if importance.ndim != 2:
         raise ValueError("importance must be a (num_layers, num_heads) array from head_importance")
-    if not 0 <= k <= importance.size:
-        raise ValueError(f"k must be between 0 and {importance.size}, got {k}")
-    order = np.argsort(-importance, axis=None, kind="stable")[:k]
-    return [tuple(int(i) for i in np.unravel_index(j, importance.shape)) for j in order]
+    excluded = {tuple(int(i) for i in pair) for pair in exclude}
+    if not 0 <= k <= importance.size - len(excluded):
+        raise ValueError(f"k must be between 0 and {importance.size - len(excluded)} "
+                         f"({importance.size} heads, {len(excluded)} excluded), got {k}")
+    order = [tuple(int(i) for i in np.unravel_index(j, importance.shape))
+             for j in np.argsort(-importance, axis=None, kind="stable")]
+    return [pair for pair in order if pair not in excluded][:k]

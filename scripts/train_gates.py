@@ -6,12 +6,15 @@ Usage (from the repository root):
     .venv/bin/python scripts/train_gates.py --kind token    # per-token gates instead
     .venv/bin/python scripts/train_gates.py --rebuild-data  # sample and score the continuations again
 
-Step 1 (data, ~15-30 min on 2 CPU cores, once): prompts from the *training* identity templates x the
-*training* group terms (gender and age, see debias_utils.groups), each continued by SmolLM2 with and without
-the toxicity-inducing prefix, scored by the jigsaw-bilstm scorer, then paired into (prompt, benign, harmful)
-triples -> data/gates/continuations.csv.gz and data/gates/triples.csv.
-Step 2 (training, <= 5 min): only the gates train -> data/gates/smollm2_<kind>.pt, with the settings and
-the per-step loss history stored inside the file (read them with debias_utils.gates.read_gate_file).
+Step 1 (data, once; 15-50 min on 2 CPU cores depending on load): prompts from the *training* identity
+templates x the *training* group terms (gender and age, see debias_utils.groups), each continued by SmolLM2
+with and without the toxicity-inducing prefix, scored by the jigsaw-bilstm scorer, then paired into
+(prompt, benign, harmful) triples -> data/gates/continuations.csv.gz and data/gates/triples.csv.
+Step 2 (training): only the gates train -> data/gates/smollm2_<kind>.pt, with the settings, the wall and CPU
+time and the per-step loss history stored inside the file (read them with debias_utils.gates.read_gate_file).
+Each step is a forward and backward pass through the frozen model. Measured for the committed head-gate file:
+2122 s wall / 1484 s CPU for the 40 steps on 2 cores shared with other jobs (load average ~5); on free cores
+expect several times less (not yet measured there — the file records its own train_seconds).
 
 The method and the reasons behind every setting: notebooks/07_gate_attention/now.md.
 """
@@ -35,10 +38,13 @@ REPO = Path(__file__).resolve().parents[1]
 OUT = GATES_DIR
 AXES = ("gender", "age")
 
-# Everything that decides the result, in one place (nanoGPT style). The notebook's `full` preset uses these.
+# Everything that decides the result, in one place (nanoGPT style). The notebook loads the files these make.
 DATA = dict(n_samples=4, max_new_tokens=20, seed=0, harmful_at=0.5, benign_below=0.1, per_prompt=2)
-TRAIN = dict(steps=60, batch_size=8, neutral_batch_size=4, lr=0.05, beta=0.1, kl_weight=1.0,
+TRAIN = dict(steps=40, batch_size=8, neutral_batch_size=4, lr=0.05, beta=0.1, kl_weight=1.0,
              disparity_weight=1.0, gate_weight=0.01, seed=0)
+# Token gates have 577 numbers per head instead of 1 (z = w.x + b over the 576-wide normalised input), so
+# one Adam step of the same size moves z ~hundreds of times further: they need a much smaller lr.
+KIND_OVERRIDES = {"head": {}, "token": dict(lr=0.002)}
 
 
 def condition_prompts(templates: str = "train", terms: str = "train") -> pd.DataFrame:
@@ -70,8 +76,13 @@ def main(argv=None) -> None:
     parser.add_argument("--out", type=Path, default=None, help="gate file (default data/gates/smollm2_<kind>.pt)")
     parser.add_argument("--layers", type=str, default=None, help="e.g. '10-29' (default: every layer)")
     for name, value in TRAIN.items():
-        parser.add_argument("--" + name.replace("_", "-"), type=type(value), default=value)
+        parser.add_argument("--" + name.replace("_", "-"), type=type(value), default=None,
+                            help=f"default {value} (token gates: {KIND_OVERRIDES['token'].get(name, value)})")
     args = parser.parse_args(argv)
+    defaults = {**TRAIN, **KIND_OVERRIDES[args.kind]}
+    for name in TRAIN:
+        if getattr(args, name) is None:
+            setattr(args, name, defaults[name])
     torch.set_num_threads(max(1, torch.get_num_threads()))
     OUT.mkdir(parents=True, exist_ok=True)
     model, tokenizer = load_model("smollm2-135m")

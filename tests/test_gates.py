@@ -306,3 +306,16 @@ def test_neutral_texts_splits_are_disjoint():
     assert not set(train) & set(heldout)
     with pytest.raises(ValueError, match="split"):
         neutral_texts("test")
+
+
+def test_language_importance_and_exclusion(model, tiny):
+    tokenizer = tiny[1]
+    lm = head_importance(model, tokenizer, texts=NEUTRAL)
+    assert lm.shape == (2, 4) and np.abs(lm).sum() > 0 and not has_gates(model)
+    protect = top_heads(lm, 3)
+    chosen = top_heads(-lm, 2, exclude=protect)
+    assert len(chosen) == 2 and not set(chosen) & set(protect)
+    with pytest.raises(ValueError, match="either triples"):
+        head_importance(model, tokenizer)
+    with pytest.raises(ValueError, match="k must be between 0 and 5"):
+        top_heads(lm, 6, exclude=protect)
