@@ -32,6 +32,7 @@ PRESETS: dict[str, dict[str, dict]] = {
                             "crows_pairs_path": "../shared/benchmarks/crows_pairs/crows_pairs_anonymized.csv"},
         "06_try": {"n_samples": 8, "max_new_tokens": 16, "compare_samples": 2, "curve_prompts": 60,
                    "curve_new_tokens": 6, "check_goal": True},
+        "07_gate_attention": {"n_samples": 10, "compare_token_gates": True, "n_importance": 64, "n_neutral": 200},
     },
 }
 
