@@ -7,7 +7,6 @@ number in another come from the same code. Taught in ``notebooks/05_bias_metrics
 from __future__ import annotations
 
 import inspect
-
 import time
 from typing import Sequence
 

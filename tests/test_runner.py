@@ -1,6 +1,7 @@
 """The batch runner behind `make course`: papermill, parameters, failures, report."""
 from __future__ import annotations
 
+import ast
 import json
 from pathlib import Path
 
@@ -19,6 +20,13 @@ def _notebook(path: Path, parameters: str, body: str) -> Path:
     nb.cells = [cell, nbformat.v4.new_code_cell(body)]
     nbformat.write(nb, path)
     return path
+
+
+def _parameter_names(cells) -> set[str]:
+    """Names assigned in the first cell tagged `parameters` (what papermill can override)."""
+    cell = next(c for c in cells if "parameters" in c.metadata.get("tags", []))
+    return {t.id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign)
+            for t in node.targets if isinstance(t, ast.Name)}
 
 
 def test_course_order_and_names():
@@ -107,18 +115,13 @@ def test_quick_preset_on_two_course_notebooks_writes_the_report(tmp_path):
 
 def test_every_preset_parameter_exists_in_its_notebook():
     """A typo in a preset would otherwise only show up as papermill's 'unknown parameter' warning."""
-    import ast
-
     from debias_utils.runner import PRESETS
 
     by_name = {notebook_name(p): p for p in course_notebooks()}
     for preset, per_notebook in PRESETS.items():
         for name, parameters in per_notebook.items():
             assert name in by_name, f"preset {preset!r} names {name!r}, which is not a course notebook"
-            nb = nbformat.read(by_name[name], as_version=4)
-            cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
-            defined = {t.id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign)
-                       for t in node.targets if isinstance(t, ast.Name)}
+            defined = _parameter_names(nbformat.read(by_name[name], as_version=4).cells)
             assert "results_dir" in defined, f"{name} has no results_dir parameter"
             missing = set(parameters) - defined
             assert not missing, f"preset {preset!r} sets {sorted(missing)} which {name}'s parameters cell lacks"
@@ -126,14 +129,11 @@ def test_every_preset_parameter_exists_in_its_notebook():
 
 def test_every_course_notebook_is_batch_ready():
     """Papermill needs a `parameters` cell with results_dir; nbval and the runner need the python3 kernel."""
-    import ast
-
     for path in course_notebooks():
         nb = nbformat.read(path, as_version=4)
         assert nb.metadata["kernelspec"]["name"] == "python3", path
         cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
         assert len(cells) == 1, f"{path.name}: exactly one cell must be tagged 'parameters'"
-        defined = {t.id for node in ast.parse(cells[0].source).body if isinstance(node, ast.Assign)
-                   for t in node.targets if isinstance(t, ast.Name)}
+        defined = _parameter_names(cells)
         assert {"seed", "results_dir"} <= defined, f"{path.name}: parameters must define seed and results_dir"
         assert "save_results(" in "".join(c.source for c in nb.cells), f"{path.name} never calls save_results"
