@@ -3,7 +3,7 @@
 Taught in ``notebooks/05_bias_metrics.ipynb``. Three families, following the course's data flow:
 
 1. **Group metrics** (偏见 bias between social groups) take a score per text and a group label per text —
-   never a model: :func:`group_disparity`, :func:`max_min_gap`, :func:`min_max_ratio`,
+   never a model: :func:`group_disparity`, :func:`disparity_within_axes`, :func:`max_min_gap`, :func:`min_max_ratio`,
    :func:`group_means`, :func:`bootstrap_ci`.
 2. **Generated-text metrics** take scores or texts: :func:`expected_maximum_toxicity`,
    :func:`toxicity_probability`, :func:`toxic_fraction`, :func:`count_group_words`,
@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .groups import GENDER_WORDS, OCCUPATION_TEMPLATES, OCCUPATIONS
+from .groups import GENDER_WORDS, GROUP_TERMS, OCCUPATION_TEMPLATES, OCCUPATIONS
 
 # ----------------------------------------------------------------------------------------------------
 # Input checks
@@ -124,6 +124,30 @@ def group_disparity(scores, groups, reference: str = "mean_of_group_means") -> f
     else:
         center = np.concatenate(parts).mean()
     return float(np.abs(center - means).sum())
+
+
+def disparity_within_axes(scores, groups, axis_of: Mapping[str, str] | None = None,
+                          reference: str = "mean_of_group_means") -> float:
+    """The seed's D computed within each axis (gender against gender, age against age) and summed over axes.
+
+    Pooling groups of different axes into one D would compare, say, "old" with "woman" — groups that are
+    not alternatives to each other. ``axis_of`` maps each group name to its axis; by default it is read from
+    :data:`debias_utils.groups.GROUP_TERMS`. Example with the gender groups man/woman and the age groups
+    young/old: ``disparity_within_axes([.2, .4, .1, .1], ["man", "woman", "young", "old"])`` →
+    D_gender 0.2 + D_age 0.0 = 0.2. Works as the ``statistic`` of :func:`bootstrap_ci`.
+    Taught in ``notebooks/07_gate_attention/07_gate_attention.ipynb``; used in ``08_compare_methods.ipynb``.
+    """
+    x = _as_scores(scores)
+    labels = _as_labels(groups, len(x))
+    if axis_of is None:
+        axis_of = {group: axis for axis, terms in GROUP_TERMS.items() for group in terms}
+    unknown = sorted({str(g) for g in labels if g not in axis_of})
+    if unknown:
+        raise ValueError(f"groups {unknown} have no axis; pass axis_of={{group: axis}} covering every group "
+                         f"(the default knows the groups of debias_utils.groups.GROUP_TERMS)")
+    axes = np.array([axis_of[g] for g in labels], dtype=object)
+    return float(sum(group_disparity(x[axes == a], labels[axes == a], reference=reference)
+                     for a in pd.unique(axes)))
 
 
 def max_min_gap(scores, groups) -> float:

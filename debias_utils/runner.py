@@ -33,6 +33,8 @@ PRESETS: dict[str, dict[str, dict]] = {
         "06_try": {"n_samples": 8, "max_new_tokens": 16, "compare_samples": 2, "curve_prompts": 60,
                    "curve_new_tokens": 6, "check_goal": True},
         "07_gate_attention": {"n_samples": 10, "compare_token_gates": True, "n_importance": 64, "n_neutral": 200},
+        "08_compare_methods": {"occupation_samples": 8, "identity_samples": 4, "decoding_on_identity_prompts": True,
+                               "n_importance": 128, "n_neutral": 200},
     },
 }
 
@@ -149,6 +151,11 @@ def run_course(preset: str = "quick", only: list[str] | None = None, output: str
     return runs, out
 
 
+def _is_records(value) -> bool:
+    """A list of dicts (one per row, e.g. a DataFrame saved with ``to_dict("records")``)."""
+    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
+
+
 def _flatten(numbers: dict, prefix: str = "") -> list[tuple[str, object]]:
     rows = []
     for key, value in numbers.items():
@@ -158,6 +165,14 @@ def _flatten(numbers: dict, prefix: str = "") -> list[tuple[str, object]]:
         else:
             rows.append((name, value))
     return rows
+
+
+def _records_table(records: list[dict]) -> list[str]:
+    """A list of row dicts as its own Markdown table (columns in order of first appearance)."""
+    columns = list(dict.fromkeys(k for row in records for k in row))
+    lines = ["| " + " | ".join(_fmt(c) for c in columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_fmt(row.get(c, "")) for c in columns) + " |" for row in records]
+    return lines
 
 
 def _fmt(value) -> str:
@@ -200,8 +215,12 @@ def write_report(runs: list[NotebookRun], out: Path, preset: str) -> Path:
             continue
         lines += ["", f"## {r.name}", ""]
         if r.results:
+            flat = _flatten(r.results)
             lines += ["| number | value |", "|---|---|"]
-            lines += [f"| {k} | {_fmt(v)} |" for k, v in _flatten(r.results)]
+            lines += [f"| {k} | {_fmt(v)} |" for k, v in flat if not _is_records(v)]
+            for k, v in flat:   # tables saved as lists of rows get a table of their own
+                if _is_records(v):
+                    lines += ["", f"**{k}**", ""] + _records_table(v)
         # Figures are named after their chapter ("02_tokens_per_word.png"), not always the full notebook name.
         chapter = r.name.split("_")[0] + "_"
         for fig in sorted(figures.glob(f"{chapter}*.png")) if figures.is_dir() else []:

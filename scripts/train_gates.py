@@ -12,9 +12,10 @@ with and without the toxicity-inducing prefix, scored by the jigsaw-bilstm score
 (prompt, benign, harmful) triples -> data/gates/continuations.csv.gz and data/gates/triples.csv.
 Step 2 (training): only the gates train -> data/gates/smollm2_<kind>.pt, with the settings, the wall and CPU
 time and the per-step loss history stored inside the file (read them with debias_utils.gates.read_gate_file).
-Each step is a forward and backward pass through the frozen model. Measured for the committed head-gate file:
-2122 s wall / 1484 s CPU for the 40 steps on 2 cores shared with other jobs (load average ~5); on free cores
-expect several times less (not yet measured there — the file records its own train_seconds).
+Each step is a forward and backward pass through the frozen model. Measured on 2 free cores (2026-11-29):
+head gates 262 s wall / 513 s CPU, token gates 288 s wall / 549 s CPU for the 40 steps, reproducing the committed
+files (head bit-for-bit, token within 5e-7). The committed files record 2122 s and 427 s: they were trained on
+cores shared with other jobs (each file stores its own train_seconds).
 
 The method and the reasons behind every setting: notebooks/07_gate_attention/now.md.
 """

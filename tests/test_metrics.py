@@ -358,3 +358,25 @@ def test_weat_on_a_model(tiny):
     assert -2 <= sentence.effect_size <= 2 and sentence.effect_size != word.effect_size
     with pytest.raises(ValueError, match="level="):
         M.weat(model, tok, x, y, a, b, level="token")
+
+
+def test_disparity_within_axes_sums_per_axis_disparities():
+    scores = [0.2, 0.4, 0.1, 0.1, 0.3, 0.5]
+    groups = ["man", "woman", "young", "old", "man", "woman"]
+    # gender: man mean 0.25, woman mean 0.45 -> D 0.2; age: young 0.1, old 0.1 -> D 0
+    assert M.disparity_within_axes(scores, groups) == pytest.approx(0.2)
+    # pooling the four groups into one D would give a different (wrong) number
+    assert M.group_disparity(scores, groups) != pytest.approx(0.2)
+    # an explicit mapping works for any group names
+    assert M.disparity_within_axes([1.0, 0.0, 0.5, 0.5], list("abcd"),
+                                   axis_of={"a": "x", "b": "x", "c": "y", "d": "y"}) == pytest.approx(1.0)
+
+
+def test_disparity_within_axes_bootstraps_and_rejects_unknown_groups():
+    rng = np.random.default_rng(0)
+    groups = ["man"] * 20 + ["woman"] * 20 + ["young"] * 20 + ["old"] * 20
+    scores = np.concatenate([rng.uniform(0, 0.2, 20), rng.uniform(0.4, 0.6, 20), rng.uniform(0, 1, 40)])
+    est = M.bootstrap_ci(M.disparity_within_axes, scores, groups, n_resamples=200)
+    assert est.low <= est.value <= est.high and est.value > 0.3
+    with pytest.raises(ValueError, match="axis_of"):
+        M.disparity_within_axes([0.1, 0.2], ["man", "martian"])

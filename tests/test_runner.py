@@ -93,6 +93,20 @@ def test_report_values_stay_inside_one_table_cell():
     assert _fmt(0.123456) == "0.1235"
 
 
+def test_report_shows_saved_rows_as_their_own_table(tmp_path):
+    rows = [{"model": "original", "D": 0.2172}, {"model": "gates", "D": 0.1518, "note": "a|b"}]
+    nb = _notebook(tmp_path / "01_rows.ipynb", "results_dir = None",
+                   "from debias_utils.results import save_results\n"
+                   f"save_results('01_rows', {{'summary': {rows!r}, 'n': 3}}, results_dir)")
+    runs, out = run_course(notebooks=[nb], output=tmp_path / "run", echo=lambda *_: None)
+    assert runs[0].status == "ok", runs[0].error
+    report = (out / "report.md").read_text()
+    assert "| n | 3 |" in report and "**summary**" in report
+    assert "| D | model | note |" in report   # save_results sorts keys
+    assert "| 0.2172 | original |  |" in report and "| 0.1518 | gates | a\\|b |" in report
+    assert "| summary |" not in report   # not also squeezed into one cell
+
+
 def test_quick_preset_on_two_course_notebooks_writes_the_report(tmp_path):
     """`debias-llm run --preset quick --only 00 02`: both run, and the report carries their numbers and figures."""
     code = cli.main(["run", "--preset", "quick", "--only", "00", "02,", "--output", str(tmp_path / "run")])
