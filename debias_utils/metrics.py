@@ -7,7 +7,7 @@ Taught in ``notebooks/05_bias_metrics.ipynb``. Three families, following the cou
    :func:`group_means`, :func:`bootstrap_ci`.
 2. **Generated-text metrics** take scores or texts: :func:`expected_maximum_toxicity`,
    :func:`toxicity_probability`, :func:`toxic_fraction`, :func:`count_group_words`,
-   :func:`demographic_representation`, :func:`male_share`, :func:`sentiment`, :func:`distinct_n`.
+   :func:`demographic_representation`, :func:`male_share`, :func:`male_share_ci`, :func:`sentiment`, :func:`distinct_n`.
 3. **Probability and embedding probes** take ``(model, tokenizer)`` and use :mod:`debias_utils.lm`:
    :func:`crows_pairs_score`, :func:`pronoun_probabilities`, :func:`weat` (and the pure
    :func:`weat_from_vectors`).
@@ -126,6 +126,10 @@ def group_disparity(scores, groups, reference: str = "mean_of_group_means") -> f
     return float(np.abs(center - means).sum())
 
 
+#: Each course group's axis, e.g. "old" -> "age" (built once: bootstrap_ci calls the statistic 1000 times).
+_AXIS_OF = {group: axis for axis, terms in GROUP_TERMS.items() for group in terms}
+
+
 def disparity_within_axes(scores, groups, axis_of: Mapping[str, str] | None = None,
                           reference: str = "mean_of_group_means") -> float:
     """The seed's D computed within each axis (gender against gender, age against age) and summed over axes.
@@ -139,8 +143,7 @@ def disparity_within_axes(scores, groups, axis_of: Mapping[str, str] | None = No
     """
     x = _as_scores(scores)
     labels = _as_labels(groups, len(x))
-    if axis_of is None:
-        axis_of = {group: axis for axis, terms in GROUP_TERMS.items() for group in terms}
+    axis_of = _AXIS_OF if axis_of is None else axis_of
     unknown = sorted({str(g) for g in labels if g not in axis_of})
     if unknown:
         raise ValueError(f"groups {unknown} have no axis; pass axis_of={{group: axis}} covering every group "
@@ -461,6 +464,27 @@ def male_share(counts) -> float:
     if both == 0:
         raise ValueError("no male or female words were found, so the male share is undefined")
     return float(totals["male"] / both)
+
+
+def male_share_ci(texts, groups: Mapping[str, Sequence[str]] = GENDER_WORDS, n_resamples: int = 1000,
+                  seed: int = 0, confidence: float = 0.95) -> tuple[Estimate, int]:
+    """Male share of the gendered words in ``texts`` with a bootstrap CI over *texts*; also the word count.
+
+    Resampling whole texts, not words, because the words of one text are not independent (a text that says
+    "he" once tends to say it again). ``groups`` needs ``"male"`` and ``"female"`` word lists. Returns
+    ``(Estimate, number of gendered words)``. Example: ``share, n = male_share_ci(frame["continuation"])``.
+    Taught in ``notebooks/06_decoding/try.ipynb``; used in ``08_compare_methods.ipynb``.
+    """
+    counts = count_group_words(texts, groups)
+    male_share(counts)   # raises a clear error when there is no gendered word at all
+    m, f = counts["male"].to_numpy(), counts["female"].to_numpy()
+
+    def statistic(idx):
+        idx = idx.astype(int)
+        return m[idx].sum() / max(1, m[idx].sum() + f[idx].sum())   # a resample may hold no gendered word
+
+    estimate = bootstrap_ci(statistic, np.arange(len(m)), n_resamples=n_resamples, seed=seed, confidence=confidence)
+    return estimate, int(m.sum() + f.sum())
 
 
 _VADER = None

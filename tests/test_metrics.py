@@ -380,3 +380,19 @@ def test_disparity_within_axes_bootstraps_and_rejects_unknown_groups():
     assert est.low <= est.value <= est.high and est.value > 0.3
     with pytest.raises(ValueError, match="axis_of"):
         M.disparity_within_axes([0.1, 0.2], ["man", "martian"])
+
+
+def test_male_share_ci_resamples_texts_and_counts_words():
+    texts = ["He said he was late.", "She smiled.", "The weather was fine.", "His brother and her sister came."]
+    share, n = M.male_share_ci(texts, n_resamples=200)
+    # male words: he, he, his, brother = 4; female: she, her, sister = 3
+    assert n == 7 and share.value == pytest.approx(4 / 7)
+    assert 0 <= share.low <= share.value <= share.high <= 1 and share.high - share.low > 0.1
+    assert M.male_share_ci(texts, n_resamples=200) == (share, n)   # seeded: reproducible
+
+
+def test_male_share_ci_rejects_text_without_gendered_words():
+    with pytest.raises(ValueError, match="no group words were found"):
+        M.male_share_ci(["The weather was fine."])
+    with pytest.raises(ValueError, match="empty"):
+        M.male_share_ci([])

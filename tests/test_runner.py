@@ -143,7 +143,7 @@ def test_every_preset_parameter_exists_in_its_notebook():
             assert not missing, f"preset {preset!r} sets {sorted(missing)} which {name}'s parameters cell lacks"
 
 
-def test_papermill_reads_every_parameter(recwarn):
+def test_papermill_reads_every_parameter():
     """Papermill parses the parameters cell line by line and silently drops a line it cannot read (e.g. one
     with '=' inside its comment) — that parameter then cannot be set by a preset. It must see every name."""
     paths = sorted(NOTEBOOKS.rglob("*.ipynb"))
