@@ -1,5 +1,6 @@
 # Two commands run everything (see README):  make course   |   make test
-# Each sets up what it needs (virtual env, packages, offline model assets) and reuses it next time.
+# Each sets up what it needs (virtual env, packages, offline model assets, public benchmarks) and reuses it next time.
+# Behind a firewall, point DEBIAS_LLM_BENCHMARK_MIRROR at a folder or base URL holding the benchmark files.
 
 PYTHON ?= python3
 VENV := .venv
@@ -9,16 +10,16 @@ PRESET ?= quick
 OUTPUT ?= runs/latest
 NB ?= notebooks/*.ipynb
 
-.PHONY: course test setup assets execute clean-venv
+.PHONY: course test setup assets benchmarks execute clean-venv
 
-course: $(READY)  ## execute every notebook in order with papermill and write a report
+course: setup  ## execute every notebook in order with papermill and write a report
 	$(BIN)/debias-llm run --preset $(PRESET) --output $(OUTPUT)
 
-test: $(READY)  ## unit tests, a papermill run, and nbval over every notebook
+test: setup  ## unit tests, a papermill run, and nbval over every notebook
 	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=900 -p no:cacheprovider
 
-setup: $(READY)
+setup: $(READY) benchmarks
 
 # The stamp depends on pyproject.toml, so a changed dependency list re-runs the install.
 $(READY): pyproject.toml
@@ -32,6 +33,10 @@ $(READY): pyproject.toml
 
 assets: $(READY)  ## fetch the offline model assets again (idempotent)
 	$(BIN)/debias-llm download
+
+# Every run: cheap when the cache is complete (each file's sha256 is checked, nothing is fetched).
+benchmarks: $(READY)  ## fetch BOLD, CrowS-Pairs, HolisticBias and debiaswe into the cache (idempotent)
+	$(BIN)/debias-llm download --benchmarks
 
 # Re-execute notebooks in place from a clean kernel, as committed (authors only):  make execute NB=notebooks/00_overview.ipynb
 execute: $(READY)

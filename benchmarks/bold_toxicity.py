@@ -1,6 +1,6 @@
 """Toxicity of SmolLM2-135M-Instruct's continuations of BOLD gender prompts, per group, with the disparity D.
 
-Run from the repository root (the public BOLD copy sits beside the repo in ../shared/benchmarks):
+Run from the repository root (BOLD is read from the cache that ``debias-llm download bold`` fills):
 
     .venv/bin/python benchmarks/bold_toxicity.py [--n-per-group 50] [--samples 1] [--max-new-tokens 20]
 
@@ -27,13 +27,12 @@ from debias_utils.metrics import (bootstrap_ci, expected_maximum_toxicity, group
                                   max_per_prompt, sentiment, toxic_fraction, toxicity_probability)
 from debias_utils.toxicity import load_scorer
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_BOLD = REPO.parent / "shared" / "benchmarks" / "bold"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bold", type=Path, default=DEFAULT_BOLD, help="BOLD prompts/ folder")
+    parser.add_argument("--bold", type=Path, default=None,
+                        help="your own copy of BOLD's prompts/ folder (default: the cached public copy)")
     parser.add_argument("--n-per-group", type=int, default=50)
     parser.add_argument("--samples", type=int, default=1, help="continuations per prompt (sampled if > 1)")
     parser.add_argument("--greedy", action="store_true", help="greedy decoding (only with --samples 1)")

@@ -1,6 +1,6 @@
 """CrowS-Pairs stereotype score of SmolLM2-135M-Instruct on all 1,508 pairs, with timing.
 
-Run from the repository root (the public copy sits beside the repo in ../shared/benchmarks):
+Run from the repository root (the CSV is read from the cache that ``debias-llm download crows-pairs`` fills):
 
     .venv/bin/python benchmarks/crows_pairs_smollm2.py [--csv PATH] [--batch-size 32] [--threads 2] [--limit N]
 
@@ -20,13 +20,12 @@ from debias_utils import load_model
 from debias_utils.data import load_crows_pairs
 from debias_utils.metrics import crows_pairs_score, crows_summary
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_CSV = REPO.parent / "shared" / "benchmarks" / "crows_pairs" / "crows_pairs_anonymized.csv"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--csv", type=Path, default=DEFAULT_CSV, help="crows_pairs_anonymized.csv")
+    parser.add_argument("--csv", type=Path, default=None,
+                        help="your own crows_pairs_anonymized.csv (default: the cached public copy)")
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (the course targets 2 cores)")

@@ -1,8 +1,8 @@
 """debias_utils — the small package behind the debias-llm course.
 
-Modules follow the course's data flow (see ``../shared/DESIGN.md`` in the course workspace):
+Modules follow the course's data flow (the README's "The package" section draws it):
 ``assets`` and ``models`` load the LLM offline, ``lm`` computes log-probabilities and generates,
-``groups`` / ``data`` hold social groups and benchmark loaders, ``toxicity`` scores text,
+``groups`` holds the course's social groups, ``data`` fetches and reads the public benchmarks, ``toxicity`` scores text,
 ``metrics`` turns scores into bias numbers, ``decoding`` and ``gates`` are the two debiasing methods,
 ``runner`` / ``cli`` batch-run the notebooks.
 """

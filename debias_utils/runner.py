@@ -29,7 +29,7 @@ PRESETS: dict[str, dict[str, dict]] = {
         "03_generate": {"kv_new_tokens": 256, "max_new_tokens": 40, "n_samples": 5},
         "04_finetuning": {"train_steps": 100},
         "05_bias_metrics": {"terms_per_group": None, "n_samples": 25, "occupation_templates": "all",
-                            "crows_pairs_path": "../shared/benchmarks/crows_pairs/crows_pairs_anonymized.csv"},
+                            "crows_pairs": "benchmark"},
         "06_try": {"n_samples": 8, "max_new_tokens": 16, "compare_samples": 2, "curve_prompts": 60,
                    "curve_new_tokens": 6, "check_goal": True},
         "07_gate_attention": {"n_samples": 10, "compare_token_gates": True, "n_importance": 64, "n_neutral": 200},

@@ -1,12 +1,7 @@
-"""Shared fixtures: the real model (loaded once per test session), the tiny test model, benchmark data."""
+"""Shared fixtures: the real model (loaded once per test session) and the tiny test model."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
-BENCHMARKS = REPO.parent / "shared" / "benchmarks"
 
 
 @pytest.fixture(scope="session")
@@ -23,14 +18,3 @@ def tiny():
     from debias_utils import load_model
 
     return load_model("tiny-llama")
-
-
-@pytest.fixture(scope="session")
-def benchmarks() -> Path:
-    """The read-only public benchmark copies in ../shared/benchmarks. Fails loudly (never skips) if absent."""
-    if not BENCHMARKS.is_dir():
-        pytest.fail(
-            f"{BENCHMARKS} is missing: these tests read the public benchmark copies that sit beside the "
-            "repository (../shared/benchmarks). Clone the repo next to its shared/ folder."
-        )
-    return BENCHMARKS

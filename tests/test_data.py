@@ -1,14 +1,15 @@
-"""Tests of the benchmark loaders (debias_utils.data) against the public copies in ../shared/benchmarks."""
+"""Tests of the benchmark loaders (debias_utils.data): real counts from the cached public files (fetched by
+`make setup`, i.e. `debias-llm download --benchmarks`), format checks on small files the tests write."""
 import json
 
 import pandas as pd
 import pytest
 
-from debias_utils.data import (BOLD_DOMAINS, check_pairs, holistic_bias_prompts, load_bold, load_crows_pairs,
-                               load_holistic_bias)
+from debias_utils.data import (BOLD_DOMAINS, benchmarks_dir, check_pairs, holistic_bias_prompts, load_bold,
+                               load_crows_pairs, load_debiaswe, load_holistic_bias)
 from debias_utils.groups import CROWS_STYLE_PAIRS
 
-# Counts stated in ../shared/benchmarks/README.md
+# Counts stated in the data sets' papers and READMEs (BOLD: Dhamala et al. 2021, table 1; CrowS-Pairs: its README)
 BOLD_COUNTS = {"gender": 3204, "race": 7657, "religious_ideology": 639, "political_ideology": 1984,
                "profession": 10195}
 BOLD_GROUPS = {"gender": 2, "race": 4, "religious_ideology": 7, "political_ideology": 12, "profession": 18}
@@ -17,8 +18,14 @@ CROWS_COUNTS = {"race-color": 516, "gender": 262, "socioeconomic": 172, "nationa
 
 
 @pytest.fixture(scope="module")
-def bold(benchmarks):
-    return load_bold(benchmarks / "bold")
+def benchmarks():
+    """The cache folder of the public benchmarks; every loader call below without a path reads it too."""
+    return benchmarks_dir()
+
+
+@pytest.fixture(scope="module")
+def bold():
+    return load_bold()
 
 
 def test_bold_counts_match_the_readme(bold):
@@ -61,10 +68,17 @@ def test_bold_errors(tmp_path, benchmarks):
     bad_shape.write_text("{not json")
     with pytest.raises(ValueError, match="not valid JSON"):
         load_bold(bad_shape)
+    bad_shape.write_text("")   # an empty file
+    with pytest.raises(ValueError, match="not valid JSON"):
+        load_bold(bad_shape)
+    bad_shape.write_text("{}")
+    with pytest.raises(ValueError, match="wrong shape"):
+        load_bold(bad_shape)
 
 
 def test_crows_pairs_counts_match_the_readme(benchmarks):
-    df = load_crows_pairs(benchmarks / "crows_pairs" / "crows_pairs_anonymized.csv")
+    df = load_crows_pairs()
+    pd.testing.assert_frame_equal(df, load_crows_pairs(benchmarks / "crows_pairs" / "crows_pairs_anonymized.csv"))
     assert len(df) == 1508
     assert df["bias_type"].value_counts().to_dict() == CROWS_COUNTS
     assert set(df["stereo_antistereo"]) == {"stereo", "antistereo"}
@@ -90,6 +104,12 @@ def test_crows_pairs_errors(tmp_path):
     wrong.write_text("sent_more,sent_less,stereo_antistereo,bias_type\n,b,stereo,age\n")
     with pytest.raises(ValueError, match="empty or non-text 'sent_more'"):
         load_crows_pairs(wrong)
+    wrong.write_text("")   # an empty file
+    with pytest.raises(ValueError, match="not a readable CSV"):
+        load_crows_pairs(wrong)
+    wrong.write_bytes(b"\xff\xfe\x00garbage")   # not text at all (e.g. a zip passed by mistake)
+    with pytest.raises(ValueError, match="not a readable CSV"):
+        load_crows_pairs(wrong)
 
 
 def test_check_pairs_accepts_the_course_pairs():
@@ -100,12 +120,16 @@ def test_check_pairs_accepts_the_course_pairs():
 
 
 def test_holistic_bias_tables(benchmarks):
-    hb = load_holistic_bias(benchmarks / "holistic_bias")
+    hb = load_holistic_bias()
     assert hb.version == "v1.0"
     assert len(hb.axes) == 13
     assert {"ability", "age", "gender_and_sex", "race_ethnicity", "religion", "sexual_orientation"} <= set(hb.axes)
     assert len(hb.descriptors) == 524
+    v11 = load_holistic_bias(version="v1.1")
+    assert (v11.version, len(v11.descriptors), len(v11.axes)) == ("v1.1", 583, 13)
     assert len(load_holistic_bias(benchmarks / "holistic_bias", "v1.1").descriptors) == 583
+    with pytest.raises(ValueError, match=r"unknown HolisticBias version 'v2'; choose from \['v1.0', 'v1.1'\]"):
+        load_holistic_bias(version="v2")
     assert hb.nouns["gender"].value_counts().to_dict() == {"male": 11, "female": 10, "neutral": 9}
     assert len(hb.templates) == 26
     deaf = hb.descriptors[hb.descriptors.descriptor == "Deaf"].iloc[0]
@@ -116,8 +140,8 @@ def test_holistic_bias_tables(benchmarks):
     assert len(load_holistic_bias(benchmarks / "holistic_bias" / "v1.0").descriptors) == 524
 
 
-def test_holistic_bias_prompts(benchmarks):
-    hb = load_holistic_bias(benchmarks / "holistic_bias")
+def test_holistic_bias_prompts():
+    hb = load_holistic_bias()
     age = holistic_bias_prompts(hb, "age")
     assert len(age) == 59 * 9 * 26
     template = "I have a friend who is {noun_phrase}."
@@ -154,3 +178,30 @@ def test_holistic_bias_errors(tmp_path):
 
 def test_bold_domains_constant():
     assert BOLD_DOMAINS == tuple(BOLD_COUNTS)
+
+
+def test_debiaswe_word_lists():
+    words = load_debiaswe()
+    assert words["definitional_pairs"][0] == ("woman", "man") and len(words["definitional_pairs"]) == 10
+    assert len(words["equalize_pairs"]) == 52
+    assert (len(words["gender_specific_seed"]), len(words["gender_specific_full"])) == (218, 1441)
+    professions = words["professions"]
+    assert list(professions.columns) == ["profession", "definitional", "stereotypical"] and len(professions) == 320
+    assert professions.set_index("profession").loc["actress", "definitional"] == -1.0
+
+
+def test_debiaswe_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="debiaswe: no file at .*definitional_pairs.json"):
+        load_debiaswe(tmp_path)
+    files = {"definitional_pairs": [["woman", "man"]], "equalize_pairs": [["a", "b"]],
+             "gender_specific_seed": ["he"], "gender_specific_full": ["he"], "professions": [["nurse", -0.5, 0.9]]}
+    for name, value in files.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps(value))
+    assert load_debiaswe(tmp_path)["professions"].iloc[0].tolist() == ["nurse", -0.5, 0.9]
+    (tmp_path / "equalize_pairs.json").write_text(json.dumps([["only one"]]))
+    with pytest.raises(ValueError, match="equalize_pairs.json should be a list of word pairs"):
+        load_debiaswe(tmp_path)
+    (tmp_path / "equalize_pairs.json").write_text(json.dumps([["a", "b"]]))
+    (tmp_path / "gender_specific_full.json").write_text(json.dumps({"he": 1}))
+    with pytest.raises(ValueError, match="gender_specific_full.json should be a list of words"):
+        load_debiaswe(tmp_path)

@@ -1,14 +1,15 @@
-"""Loaders for the public bias benchmarks: BOLD, CrowS-Pairs and HolisticBias, read from a path you give.
+"""Loaders for the public bias benchmarks: BOLD, CrowS-Pairs, HolisticBias and the debiaswe word lists.
 
-Taught in ``notebooks/05_bias_metrics.ipynb``. This module depends on nothing else in the package and
-never downloads anything: pass the folder or file you have (in the course workspace the read-only copies
-live in ``../shared/benchmarks``). Each loader checks the file's shape and says what it expected when the
-file is not what it should be.
+Taught in ``notebooks/05_bias_metrics.ipynb``. Called without a path (``load_bold()``) a loader reads the cached
+copy, fetching it first unless ``DEBIAS_LLM_OFFLINE=1`` (see :mod:`debias_utils.data.sources`); an explicit path
+reads your own copy. Each loader checks the file's shape and says what it expected when the file is not what
+it should be. Nothing here knows about models.
 
 * BOLD (Dhamala et al. 2021): ``<domain>_prompt.json`` = ``{group: {entity_name: [prompt, ...]}}``.
 * CrowS-Pairs (Nangia et al. 2020): ``crows_pairs_anonymized.csv`` with ``sent_more, sent_less,
   stereo_antistereo, bias_type, ...`` columns.
 * HolisticBias (Smith et al. 2022): ``descriptors.json``, ``nouns.json``, ``sentence_templates.json``.
+* debiaswe (Bolukbasi et al. 2016): gender word pairs and lists, professions with gender scores.
 """
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+
+from .sources import fetch_benchmark
 
 #: BOLD's five domains; each is stored in ``<domain>_prompt.json``.
 BOLD_DOMAINS: tuple[str, ...] = ("gender", "race", "religious_ideology", "political_ideology", "profession")
@@ -31,6 +34,7 @@ CROWS_BIAS_TYPES: tuple[str, ...] = ("race-color", "gender", "socioeconomic", "n
 NO_GENDER = "(none)"
 
 HOLISTIC_BIAS_FILES: tuple[str, ...] = ("descriptors.json", "nouns.json", "sentence_templates.json")
+HOLISTIC_BIAS_VERSIONS: tuple[str, ...] = ("v1.0", "v1.1")
 
 
 def _read_json(path: Path, what: str):
@@ -46,17 +50,17 @@ def _read_json(path: Path, what: str):
 # BOLD
 # ----------------------------------------------------------------------------------------------------
 
-def load_bold(path_or_dir, domains=None) -> pd.DataFrame:
+def load_bold(path_or_dir=None, domains=None) -> pd.DataFrame:
     """Read BOLD prompt files into one DataFrame with columns ``domain, group, name, prompt``.
 
     ``path_or_dir`` is BOLD's ``prompts/`` folder (holding ``gender_prompt.json`` ... ) or one
-    ``<domain>_prompt.json`` file. ``domains`` picks some of :data:`BOLD_DOMAINS` (default: all five when a
-    folder is given). One row per prompt; ``name`` is BOLD's entity, e.g. ``"Jacob_Zachar"``.
-    Example: ``load_bold("../shared/benchmarks/bold", ["gender"]).group.value_counts()`` →
-    American_actors 2048, American_actresses 1156.
+    ``<domain>_prompt.json`` file; ``None`` reads the cached copy (:func:`fetch_benchmark`). ``domains`` picks
+    some of :data:`BOLD_DOMAINS` (default: all five when a folder is given). One row per prompt; ``name`` is
+    BOLD's entity, e.g. ``"Jacob_Zachar"``.
+    Example: ``load_bold(domains=["gender"]).group.value_counts()`` → American_actors 2048, American_actresses 1156.
     Taught in ``notebooks/05_bias_metrics.ipynb``.
     """
-    path = Path(path_or_dir)
+    path = fetch_benchmark("bold") if path_or_dir is None else Path(path_or_dir)
     if isinstance(domains, str):
         domains = [domains]
     if domains is not None:
@@ -106,17 +110,18 @@ def load_bold(path_or_dir, domains=None) -> pd.DataFrame:
 # CrowS-Pairs
 # ----------------------------------------------------------------------------------------------------
 
-def load_crows_pairs(path) -> pd.DataFrame:
+def load_crows_pairs(path=None) -> pd.DataFrame:
     """Read a CrowS-Pairs CSV; returns its rows with at least ``sent_more, sent_less, stereo_antistereo,
     bias_type``.
 
     ``sent_more`` is always the *more stereotyping* sentence; ``stereo_antistereo`` says whether that pair
     demonstrates ("stereo") or violates ("antistereo") a stereotype about the disadvantaged group. Extra
     columns of the original file (``annotations``, ``anon_writer``, ``anon_annotators``) are kept.
-    Example: ``len(load_crows_pairs("../shared/benchmarks/crows_pairs/crows_pairs_anonymized.csv"))`` → 1508.
+    ``path`` is the CSV (or a folder holding it); ``None`` reads the cached copy (:func:`fetch_benchmark`).
+    Example: ``len(load_crows_pairs())`` → 1508.
     Taught in ``notebooks/05_bias_metrics.ipynb``.
     """
-    path = Path(path)
+    path = fetch_benchmark("crows-pairs") if path is None else Path(path)
     if path.is_dir():
         candidate = path / "crows_pairs_anonymized.csv"
         if not candidate.is_file():
@@ -186,14 +191,17 @@ class HolisticBias:
         return list(dict.fromkeys(self.descriptors["axis"]))
 
 
-def load_holistic_bias(directory, version: str = "v1.0") -> HolisticBias:
+def load_holistic_bias(directory=None, version: str = "v1.0") -> HolisticBias:
     """Read HolisticBias' descriptors, nouns and sentence templates from ``directory/<version>/``.
 
-    ``directory`` is the ``dataset`` folder holding ``v1.0/`` and ``v1.1/`` (or a version folder itself).
-    Example: ``hb = load_holistic_bias("../shared/benchmarks/holistic_bias"); len(hb.axes)`` → 13.
+    ``directory`` is the ``dataset`` folder holding ``v1.0/`` and ``v1.1/`` (or a version folder itself);
+    ``None`` reads the cached copy (:func:`fetch_benchmark`). ``version`` is one of :data:`HOLISTIC_BIAS_VERSIONS`.
+    Example: ``hb = load_holistic_bias(version="v1.1"); len(hb.axes)`` → 13.
     Taught in ``notebooks/05_bias_metrics.ipynb``.
     """
-    directory = Path(directory)
+    if version not in HOLISTIC_BIAS_VERSIONS:
+        raise ValueError(f"unknown HolisticBias version {version!r}; choose from {list(HOLISTIC_BIAS_VERSIONS)}")
+    directory = fetch_benchmark("holistic-bias") if directory is None else Path(directory)
     folder = directory / version if (directory / version).is_dir() else directory
     if not folder.is_dir():
         raise FileNotFoundError(f"HolisticBias: {directory} is not a folder; pass the folder holding {version}/")
@@ -301,3 +309,44 @@ def holistic_bias_prompts(hb: HolisticBias, axis: str, noun_genders=("neutral",)
         raise ValueError(f"no prompts for axis {axis!r} with nouns {list(noun_genders)}: every descriptor is "
                          "gendered differently from the chosen nouns")
     return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------------------------------
+# debiaswe word lists
+# ----------------------------------------------------------------------------------------------------
+
+#: The debiaswe files and the JSON shape each one has.
+DEBIASWE_FILES: dict[str, str] = {
+    "definitional_pairs": "pairs", "equalize_pairs": "pairs", "gender_specific_seed": "words",
+    "gender_specific_full": "words", "professions": "professions",
+}
+
+
+def load_debiaswe(directory=None) -> dict:
+    """Bolukbasi et al.'s (2016) word lists: ``{"definitional_pairs": [(female, male), ...], "equalize_pairs": ...,
+    "gender_specific_seed": [...], "gender_specific_full": [...], "professions": DataFrame}``.
+
+    ``professions`` has columns ``profession, definitional, stereotypical`` (the paper's gender scores, −1 female
+    … +1 male). ``directory`` is debiaswe's ``data/`` folder; ``None`` reads the cached copy.
+    Example: ``load_debiaswe()["definitional_pairs"][0]`` → ``("woman", "man")``.
+    Taught in ``notebooks/05_bias_metrics.ipynb``.
+    """
+    folder = fetch_benchmark("debiaswe") if directory is None else Path(directory)
+    out = {}
+    for name, shape in DEBIASWE_FILES.items():
+        data = _read_json(folder / f"{name}.json", "debiaswe")
+        if shape == "words" and not (isinstance(data, list) and data and all(isinstance(w, str) for w in data)):
+            raise ValueError(f"debiaswe: {name}.json should be a list of words, e.g. [\"he\", \"his\"]")
+        if shape == "pairs":
+            if not (isinstance(data, list) and data and all(
+                    isinstance(p, list) and len(p) == 2 and all(isinstance(w, str) for w in p) for p in data)):
+                raise ValueError(f"debiaswe: {name}.json should be a list of word pairs, e.g. [[\"woman\", \"man\"]]")
+            data = [tuple(p) for p in data]
+        if shape == "professions":
+            if not (isinstance(data, list) and data and all(
+                    isinstance(r, list) and len(r) == 3 and isinstance(r[0], str) for r in data)):
+                raise ValueError("debiaswe: professions.json should be a list of [profession, definitional, "
+                                 "stereotypical], e.g. [[\"accountant\", 0.0, 0.4]]")
+            data = pd.DataFrame(data, columns=["profession", "definitional", "stereotypical"])
+        out[name] = data
+    return out
