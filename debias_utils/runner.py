@@ -53,8 +53,9 @@ class NotebookRun:
     results: dict = field(default_factory=dict)
 
 
-def course_notebooks(root: Path = NOTEBOOKS) -> list[Path]:
+def course_notebooks(root: Path | None = None) -> list[Path]:
     """The course's notebooks in order: ``NN_*.ipynb`` and ``NN_*/*.ipynb``, solutions excluded."""
+    root = NOTEBOOKS if root is None else root
     found = list(root.glob("[0-9][0-9]_*.ipynb")) + list(root.glob("[0-9][0-9]_*/*.ipynb"))
     found = [p for p in found if "solutions" not in p.parts and ".ipynb_checkpoints" not in p.parts]
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
@@ -118,11 +119,20 @@ def run_course(preset: str = "quick", only: list[str] | None = None, output: str
     """Execute the selected notebooks in order and write the report. Returns (runs, output folder)."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+    if notebooks is not None:
+        notebooks = [Path(p) for p in notebooks]
+        if not notebooks:
+            raise ValueError("notebooks=[] is empty; pass the notebook paths to run, or None for the whole course")
+        missing = [str(p) for p in notebooks if not p.is_file()]
+        if missing:
+            raise ValueError(f"no notebook at {missing[0]}; pass paths of existing .ipynb files")
     paths = select(notebooks if notebooks is not None else course_notebooks(), only)
     if not paths:
         raise ValueError(f"no notebooks found in {NOTEBOOKS}")
     out = Path(output) if output else REPO / "runs" / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = out.resolve()
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--output {out} is a file; pass a folder (it is created if missing)")
     if out == NOTEBOOKS.resolve() or NOTEBOOKS.resolve() in out.parents:
         raise ValueError("the output folder must not be inside notebooks/; papermill output never goes there")
     results_dir = out / "results"
@@ -130,7 +140,8 @@ def run_course(preset: str = "quick", only: list[str] | None = None, output: str
     runs: list[NotebookRun] = []
     for index, path in enumerate(paths, 1):
         name = notebook_name(path)
-        target = out / "notebooks" / (path.relative_to(NOTEBOOKS) if NOTEBOOKS in path.parents else path.name)
+        root = NOTEBOOKS.resolve()
+        target = out / "notebooks" / (path.resolve().relative_to(root) if root in path.resolve().parents else path.name)
         target.parent.mkdir(parents=True, exist_ok=True)
         run = NotebookRun(name=name, source=str(path), output=str(target))
         try:

@@ -30,8 +30,8 @@ import torch
 
 from debias_utils import load_model, set_seed
 from debias_utils.evaluate import generate_continuations, score_continuations
-from debias_utils.gates import (GATES_DIR, INDUCING_PREFIX, add_gates, neutral_texts, preference_triples, save_gates,
-                                train_gates)
+from debias_utils.gate_training import INDUCING_PREFIX, neutral_texts, preference_triples, train_gates
+from debias_utils.gates import GATES_DIR, add_gates, save_gates
 from debias_utils.groups import prompts
 from debias_utils.toxicity import load_scorer
 

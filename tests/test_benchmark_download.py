@@ -6,10 +6,8 @@ answer 404, hang up in the middle of a file, or serve the wrong bytes.
 from __future__ import annotations
 
 import hashlib
-import http.server
 import shutil
 import socket
-import threading
 
 import pytest
 
@@ -19,52 +17,6 @@ from debias_utils.data import BENCHMARKS, Benchmark, BenchmarkFile, benchmarks_d
 
 PAYLOAD = b'{"American_actors": {"Jacob_Zachar": ["Jacob Zachar is an American actor whose "]}}\n' * 50
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
-
-
-class Server:
-    """A tiny HTTP server: ``files[path] = bytes``; ``truncate`` holds paths to cut off half-way."""
-
-    def __init__(self):
-        self.files: dict[str, bytes] = {}
-        self.truncate: set[str] = set()
-        self.requests: list[str] = []
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 (http.server's naming)
-                server.requests.append(self.path)
-                body = server.files.get(self.path)
-                if body is None:
-                    self.send_error(404, "Not Found")
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if self.path in server.truncate:
-                    self.wfile.write(body[: len(body) // 2])
-                    self.wfile.flush()
-                    self.connection.shutdown(socket.SHUT_RDWR)   # hang up mid-file
-                    return
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-@pytest.fixture
-def server():
-    s = Server()
-    yield s
-    s.close()
 
 
 @pytest.fixture

@@ -5,18 +5,22 @@ the gendered mass is male), so any balance in its output comes from the processo
 """
 from __future__ import annotations
 
+import inspect
 import math
 
+import numpy as np
 import pytest
 import torch
 from transformers import LogitsProcessorList
 
 from debias_utils import set_seed
-from debias_utils.decoding import (GroupBalanceProcessor, SelfDebiasProcessor, WordCounter, group_token_ids,
-                                   kl_shift, shifted_kl, word_variants)
+from debias_utils.decoding import (RULES, BalanceState, GroupBalanceProcessor, IntegralRule, KLRule,
+                                   ProportionalRule, QuotaRule, SelfDebiasProcessor, StaticRule, build_rule,
+                                   group_token_ids, kl_shift, shifted_kl, word_variants)
 from debias_utils.lm import generate_manual
 from debias_utils.metrics import count_group_words
 from debias_utils.models import load_tokenizer
+from debias_utils.words import WordCounter
 
 GROUPS = {"male": ["he", "him", "his"], "female": ["she", "her"]}
 PREFS = {" he": 3.0, " him": 1.5, " she": 1.0, " her": 0.0, " the": 2.5, " went": 2.0, ".": 1.5}
@@ -125,6 +129,56 @@ def test_bad_arguments_say_what_to_pass(tok):
         GroupBalanceProcessor(tok, GROUPS, target={"male": 0.7, "female": 0.7})
 
 
+@pytest.mark.parametrize("name,value", [(n, v) for n in ("horizon", "clip", "slack", "lock_share", "min_mass")
+                                        for v in (math.nan, math.inf, -1.0)])
+def test_nan_inf_and_negative_settings_are_refused(tok, name, value):
+    rule = {"clip": "integral", "slack": "quota"}.get(name, "kl")
+    with pytest.raises(ValueError, match=f"^{name} .*must be"):
+        GroupBalanceProcessor(tok, GROUPS, rule=rule, **{name: value})
+
+
+@pytest.mark.parametrize("strength", [np.float32(0.5), np.float64(0.5), np.int64(0)])
+def test_numpy_strengths_are_accepted(tok, strength):
+    proc = GroupBalanceProcessor(tok, GROUPS, rule="kl", strength=strength)
+    assert proc.strength == float(strength) and type(proc.strength) is float
+
+
+@pytest.mark.parametrize("strength", [math.nan, math.inf, -0.5, "1", True])
+def test_bad_strengths_are_refused(tok, strength):
+    with pytest.raises(ValueError, match="strength must be"):
+        GroupBalanceProcessor(tok, GROUPS, rule="integral", strength=strength)
+
+
+def test_an_option_of_another_rule_is_refused_and_names_the_rules_own(tok):
+    with pytest.raises(TypeError, match=r"rule='kl' takes horizon, r_min, keep_total; got clip "
+                                        r"\('clip' is an option of rule 'integral'\)"):
+        GroupBalanceProcessor(tok, GROUPS, rule="kl", clip=3)
+    with pytest.raises(TypeError, match="rule='proportional' takes no options of its own; got slack"):
+        GroupBalanceProcessor(tok, GROUPS, rule="proportional", slack=1.0)
+    with pytest.raises(TypeError, match="'colour' is not an option of any rule"):
+        GroupBalanceProcessor(tok, GROUPS, rule="quota", colour="red")
+
+
+def test_the_registry_builds_the_named_rule(tok):
+    assert list(RULES) == ["static", "proportional", "integral", "kl", "quota"] and "kl" in RULES
+    assert type(GroupBalanceProcessor(tok, GROUPS).update_rule) is KLRule   # rule="kl" is the default
+    for name, cls in RULES.items():
+        assert cls.name == name
+        # `options` lists exactly the keyword arguments the class adds to the shared ones.
+        own = list(inspect.signature(cls.__init__).parameters)[4:]
+        assert own == list(cls.options), name
+        extra = {"boost": "male"} if name == "static" else {}
+        proc = GroupBalanceProcessor(tok, GROUPS, rule=name, **extra)
+        assert type(proc.update_rule) is cls and proc.rule == name
+    rule = build_rule("kl", ["a", "b"], {"a": 0.25, "b": 0.75}, 0.5, horizon=4.0, keep_total=False)
+    assert (rule.horizon, rule.keep_total, rule.strength) == (4.0, False, 0.5)
+    assert torch.equal(rule.target, torch.tensor([0.25, 0.75]))
+    with pytest.raises(ValueError, match="target"):
+        build_rule("kl", ["a", "b"], {"a": math.nan, "b": 0.5})
+    with pytest.raises(TypeError, match="keep_total must be True or False"):
+        build_rule("kl", ["a", "b"], keep_total="no")
+
+
 # ---------------------------------------------------------------------------------------------------
 # Closed forms
 # ---------------------------------------------------------------------------------------------------
@@ -180,6 +234,157 @@ def test_shifted_kl_handles_masks_and_identity():
     assert float(shifted_kl(log_mass, torch.zeros(1, 2))) == pytest.approx(0.0, abs=1e-7)
     masked = shifted_kl(log_mass, torch.tensor([[-math.inf, 0.0]]))
     assert float(masked) == pytest.approx(-math.log(0.6), abs=1e-5)   # KL of conditioning on "not male"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Each rule on hand-made tensors (no tokenizer)
+# ---------------------------------------------------------------------------------------------------
+
+NAMES = ["male", "female"]
+MASS = torch.log(torch.tensor([[0.3, 0.1]]))          # P_male 0.3, P_female 0.1
+
+
+def test_static_rule_adds_its_strength_to_one_group():
+    rule = StaticRule(NAMES, strength=2.0, boost="female")
+    counts = torch.tensor([[6.0, 5.0], [0.0, 0.0]])
+    assert torch.equal(rule.shift(counts, MASS.repeat(2, 1)), torch.tensor([[0.0, 2.0], [0.0, 2.0]]))
+
+
+def test_proportional_rule_pushes_against_the_share_error():
+    rule = ProportionalRule(NAMES, strength=2.0)
+    counts = torch.tensor([[3.0, 1.0], [0.0, 0.0]])          # shares 0.75 / 0.25; no words yet
+    assert torch.allclose(rule.shift(counts, MASS.repeat(2, 1)), torch.tensor([[-0.5, 0.5], [0.0, 0.0]]))
+    skewed = ProportionalRule(NAMES, {"male": 0.25, "female": 0.75}, strength=1.0)
+    assert torch.allclose(skewed.shift(torch.tensor([[3.0, 1.0]]), MASS), torch.tensor([[-0.5, 0.5]]))
+
+
+def test_integral_rule_pushes_against_the_clipped_count_gap():
+    rule = IntegralRule(NAMES, strength=1.0, clip=5.0)
+    counts = torch.tensor([[6.0, 5.0], [20.0, 0.0]])         # gaps ±0.5 and ±10 (clipped to 5)
+    assert torch.allclose(rule.shift(counts, MASS.repeat(2, 1)), torch.tensor([[-0.5, 0.5], [-5.0, 5.0]]))
+    assert torch.allclose(IntegralRule(NAMES, strength=0.5, clip=2.0).shift(counts[1:], MASS),
+                          torch.tensor([[-1.0, 1.0]]))
+
+
+def test_kl_rule_moves_the_masses_to_its_target_share():
+    counts = torch.tensor([[6.0, 5.0]])                      # r* = 0.5 + (5.5 - 6) / 2 = 0.25 male
+    full = KLRule(NAMES, strength=1.0).shift(counts, MASS)
+    # keep_total: Q_g = r*_g * P_G = [0.1, 0.3], so s = log(Q / P)
+    assert torch.allclose(full, torch.log(torch.tensor([[0.1 / 0.3, 0.3 / 0.1]])), atol=1e-6)
+    assert torch.allclose(KLRule(NAMES, strength=0.5).shift(counts, MASS), 0.5 * full)
+    share_only = KLRule(NAMES, keep_total=False).shift(counts, MASS)
+    eta = math.log(0.25 / 0.75) - math.log(0.3 / 0.1)
+    assert torch.allclose(share_only, torch.tensor([[eta * 0.75, -eta * 0.25]]), atol=1e-6)
+    # A large gap is clipped at r_min: r* = [0.02, 1] / 1.02.
+    far = KLRule(NAMES, horizon=2.0, r_min=0.02).shift(torch.tensor([[20.0, 0.0]]), MASS)
+    assert torch.allclose(far, torch.log(torch.tensor([[0.02 / 1.02 * 0.4 / 0.3, 1 / 1.02 * 0.4 / 0.1]])), atol=1e-6)
+
+
+def test_quota_rule_holds_back_a_group_over_its_quota():
+    counts = torch.tensor([[6.0, 5.0], [0.0, 0.0]])          # male is 0.5 over its quota; no words yet
+    half = QuotaRule(NAMES, strength=0.5, slack=0.5).shift(counts, MASS.repeat(2, 1))
+    assert torch.allclose(half, torch.tensor([[math.log(0.5), 0.0], [0.0, 0.0]]))
+    full = QuotaRule(NAMES, strength=1.0, slack=0.0).shift(counts, MASS.repeat(2, 1))
+    assert full[0, 0] == -math.inf and full[0, 1] == 0 and torch.equal(full[1], torch.zeros(2))
+    assert torch.equal(QuotaRule(NAMES, strength=1.0, slack=1.0).shift(counts[:1], MASS), torch.zeros(1, 2))
+
+
+@pytest.mark.parametrize("cls", [KLRule, QuotaRule])
+def test_kl_and_quota_strengths_are_fractions(cls):
+    assert cls(NAMES, strength=1.0).strength == 1.0
+    with pytest.raises(ValueError, match=rf"rule='{cls.name}' strength is a fraction in \[0, 1\]"):
+        cls(NAMES, strength=1.5)
+    assert ProportionalRule(NAMES, strength=50.0).strength == 50.0   # the others have no upper limit
+
+
+def test_rules_check_only_their_own_options():
+    with pytest.raises(ValueError, match="boost="):
+        StaticRule(NAMES, strength=1.0)
+    with pytest.raises(ValueError, match="^clip .*must be in"):
+        IntegralRule(NAMES, clip=0.0)
+    with pytest.raises(ValueError, match="^r_min .*must be in"):
+        KLRule(NAMES, r_min=0.5)
+    with pytest.raises(ValueError, match="at least two different groups"):
+        KLRule(["male"])
+
+
+# ---------------------------------------------------------------------------------------------------
+# BalanceState, driven by text (no tokenizer)
+# ---------------------------------------------------------------------------------------------------
+
+def test_state_counts_and_locks_rows_from_text():
+    state = BalanceState(GROUPS)
+    state.start_batch(["The nurse said that", "The woman said that", "Then"])
+    assert state.untouched.tolist() == [False, False, False]   # "woman" is not in GROUPS
+    state.start_batch(["The nurse said that", "Then he", "Then"])
+    assert state.untouched.tolist() == [False, True, False] and state.rows == 3 + 3
+    state.extend([" she said", " she", " he"])
+    assert state.texts == [" she said", "", " he"]             # the row left alone is not recorded
+    assert state.locks == ["female", None, "male"] and state.lock_ids.tolist() == [1, -1, 0]
+    assert state.counts == {"male": 1, "female": 1}
+    state.extend([" he", " he", " told"])
+    assert state.locks == ["female", None, "male"]             # a row keeps its first group ...
+    assert torch.equal(state.row_counts, torch.tensor([[1.0, 1.0], [0.0, 0.0], [1.0, 0.0]]))
+    # ... which is recomputed from the whole text: " he" followed by "r" is "her".
+    state.start_batch(["Then"])
+    state.extend([" he"])
+    assert state.locks == ["male"]
+    state.extend(["r"])
+    assert state.locks == ["female"] and state.counts == {"male": 2, "female": 2}
+    with pytest.raises(ValueError, match="one text piece per running row"):
+        state.extend(["a", "b"])
+
+
+def test_state_words_per_row_and_look_ahead():
+    state = BalanceState(GROUPS)
+    assert state.words_per_row == 1.0                          # before any finished row
+    state.start_batch(["A", "B", "C"])
+    state.extend([" he and his", " she", " nothing"])
+    state.end_batch()
+    # Two rows named a group, with 2 + 1 words.
+    assert state.words_per_row == 1.5 and state.rows == 3 and state.counts == {"male": 2, "female": 1}
+    state.start_batch(["D", "E"])
+    state.extend([" she", " he"], finished=[False, True])
+    counts, per_row = state.anticipated_counts()
+    # Running row D counts as max(1, 1.5) = 1.5 female words; finished row E as its 1 word.
+    assert per_row == 1.5 and torch.equal(counts, torch.tensor([2.0 + 1.0, 1.0 + 1.5]))
+    assert state.active.tolist() == [True, False] and state.finished.tolist() == [False, True]
+    assert state.counts == {"male": 3, "female": 2}
+
+
+def test_state_observe_end_batch_and_reset():
+    state = BalanceState(GROUPS)
+    state.observe(["he said", "he and she", "nothing"])
+    assert state.counts == {"male": 2, "female": 1} and state.rows == 3
+    assert state.words_per_row == 1.5                          # "nothing" named nobody
+    state.start_batch(["Then he", "Then"])
+    state.extend([" she", " she"])
+    assert state.untouched_rows == 1 and state.counts == {"male": 2, "female": 2}
+    state.end_batch()
+    state.end_batch()                                          # closing twice changes nothing
+    assert state.counts == {"male": 2, "female": 2} and state.rows == 5 and state.untouched_rows == 1
+    assert state.texts == [] and state.words_per_row == 4 / 3
+    with pytest.raises(TypeError, match="not one string"):
+        state.observe("he said")
+    state.reset()
+    assert state.counts == {"male": 0, "female": 0} and state.rows == 0 and state.words_per_row == 1.0
+
+
+def test_the_processor_adds_the_rules_shift_to_each_group_token(tok, fake):
+    proc = GroupBalanceProcessor(tok, GROUPS, rule="integral", strength=0.7)
+    proc.observe(["he he he", "she"])
+    prompt = tok(["The nurse said that"], return_tensors="pt")["input_ids"]
+    scores = fake.logits[None].clone()
+    out = proc(prompt, scores.clone())
+    log_p = scores.log_softmax(-1)
+    ids = group_token_ids(tok, GROUPS)[0]
+    log_mass = torch.stack([log_p[0, ids[g]].logsumexp(-1) for g in proc.names])[None]
+    shift = proc.update_rule.shift(torch.tensor([[3.0, 1.0]]), log_mass)[0]
+    assert torch.allclose(shift, torch.tensor([-0.7, 0.7]))
+    expected = scores.clone()
+    for k, g in enumerate(proc.names):
+        expected[0, ids[g]] += shift[k]
+    assert torch.equal(out, expected)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -244,11 +449,13 @@ def test_corpus_scope_locks_each_row_to_its_first_group(tok, fake):
     counts = count_group_words(texts, GROUPS)
     assert ((counts["male"] == 0) | (counts["female"] == 0)).all()
     assert (counts["male"] > 0).sum() >= 8 and (counts["female"] > 0).sum() >= 8
-    # Per row: the lock recorded by the processor is the group of the row's first group word.
+    # Per row, while a batch runs: the state holds the row's text and its lock is the row's first group word.
     counter = WordCounter(GROUPS)
-    for r, text in enumerate(proc._texts):
-        first = counter.first_group(text)
-        assert proc._lock[r].item() == (-1 if first is None else proc.names.index(first))
+    out = generate_manual(fake, tok, NEUTRAL_PROMPTS, max_new_tokens=10, do_sample=True, logits_processor=proc)
+    seen = tok.batch_decode(out[:, -10:-1], skip_special_tokens=True)   # proc never sees the last token
+    assert proc.state.texts == seen
+    assert proc.state.locks == [counter.first_group(text) for text in seen]
+    assert {"male", "female"} <= set(proc.state.locks)
 
 
 def test_sequence_scope_mixes_groups_inside_a_text(tok, fake):
@@ -290,7 +497,7 @@ def test_multi_token_words_are_counted(tok):
         ids = torch.cat([ids, torch.tensor([[t]])], 1)
         proc(ids, scores)
     assert proc.counts == {"male": 0, "female": 1}
-    assert proc._lock.tolist() == [1]
+    assert proc.state.locks == ["female"]
 
 
 def test_prompts_naming_a_group_are_left_alone(tok, fake):

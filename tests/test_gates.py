@@ -1,4 +1,5 @@
-"""Tests for debias_utils.gates: exact identity at the start, gradients, disable/remove/fold, files, GQA."""
+"""Tests for the gates (debias_utils.gates), their training (gate_training) and the pruning baseline (pruning):
+exact identity at the start, gradients, disable/remove/fold, files, GQA, per-head mapping, input checks."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,11 +7,12 @@ import pandas as pd
 import pytest
 import torch
 
+from debias_utils.gate_training import kl_to_original, neutral_texts, preference_triples, train_gates
 from debias_utils.gates import (
-    add_gates, fold_gates, gate_parameters, gate_values, gates_disabled, has_gates, head_importance,
-    kl_to_original, load_gates, neutral_texts, preference_triples, read_gate_file, remove_gates, save_gates, set_head_gates, top_heads,
-    train_gates, zero_heads,
+    add_gates, fold_gates, gate_parameters, gate_values, gates_disabled, has_gates, load_gates, only_gates_train,
+    read_gate_file, remove_gates, save_gates, set_head_gates,
 )
+from debias_utils.pruning import head_importance, top_heads, zero_heads
 
 TEXTS = ["The woman worked as a nurse and", "My old neighbour said that the weather"]
 TRIPLES = pd.DataFrame({
@@ -174,7 +176,7 @@ def test_wrong_shape_gate_file_gives_clear_error(model, tmp_path):
         load_gates(model, path)
     assert not has_gates(model)
     (tmp_path / "junk.pt").write_bytes(b"not a gate file")
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError, match="junk.pt is not a gate file.*not written by save_gates"):
         load_gates(model, tmp_path / "junk.pt")
     with pytest.raises(FileNotFoundError, match="train_gates"):
         load_gates(model, tmp_path / "missing.pt")
@@ -249,8 +251,55 @@ def test_token_gate_values_need_texts(model, tiny):
     add_gates(model, kind="token")
     with pytest.raises(ValueError, match="tokenizer, texts"):
         gate_values(model)
+    with pytest.raises(TypeError, match="not one string"):
+        gate_values(model, tiny[1], TEXTS[0])
     values = gate_values(model, tiny[1], TEXTS)
     assert values.shape == (2, 4) and np.all(values == 1.0)
+
+
+def test_head_gate_values_map_to_their_heads(model):
+    add_gates(model, kind="head", layers=[1])
+    z = torch.tensor([-1.0, 0.5, 2.0, -0.2])
+    with torch.no_grad():
+        model.attention_gates["1"].z.copy_(z)
+    expected = np.ones((2, 4))
+    expected[1] = (2 * torch.sigmoid(z)).numpy()
+    np.testing.assert_allclose(gate_values(model), expected, rtol=1e-6)
+
+
+def test_token_gates_match_a_hand_computation_per_head(model, tiny):
+    """Known, different w and b per head: gate_values and the o_proj input must follow 2 sigmoid(w_h . x + b_h)."""
+    tokenizer = tiny[1]
+    attention = model.model.layers[1].self_attn
+    head_dim = attention.head_dim
+    seen = {}
+
+    def grab_input(module, args, kwargs):
+        seen["x"] = (kwargs["hidden_states"] if "hidden_states" in kwargs else args[0]).clone()
+
+    hooks = [attention.register_forward_pre_hook(grab_input, with_kwargs=True),
+             attention.o_proj.register_forward_pre_hook(lambda m, a: seen.__setitem__("before", a[0].clone()))]
+    add_gates(model, kind="token", layers=[1])
+    hooks.append(attention.o_proj.register_forward_pre_hook(lambda m, a: seen.__setitem__("after", a[0].clone())))
+    generator = torch.Generator().manual_seed(5)
+    weight = torch.randn(4, model.config.hidden_size, generator=generator) * torch.tensor([[0.1], [0.4], [0.8], [1.6]])
+    bias = torch.tensor([-1.5, -0.3, 0.4, 1.2])
+    with torch.no_grad():
+        model.attention_gates["1"].proj.weight.copy_(weight)
+        model.attention_gates["1"].proj.bias.copy_(bias)
+    try:
+        values = gate_values(model, tokenizer, TEXTS)   # one batch of both texts, padded
+    finally:
+        for hook in hooks:
+            hook.remove()
+    mask = tokenizer(TEXTS, return_tensors="pt", padding=True)["attention_mask"].bool()
+    g = 2 * torch.sigmoid(seen["x"].float() @ weight.T + bias)        # (batch, seq, heads), by hand
+    assert not torch.allclose(g[..., 0], g[..., 3])                   # the heads really differ
+    np.testing.assert_allclose(values[0], np.ones(4))                 # layer 0 has no gate
+    np.testing.assert_allclose(values[1], g[mask].mean(0).numpy(), rtol=1e-5)
+    for h in range(4):
+        cols = slice(h * head_dim, (h + 1) * head_dim)
+        assert torch.allclose(seen["after"][..., cols], g[..., h, None] * seen["before"][..., cols], atol=1e-6)
 
 
 def test_non_llama_model_raises_clear_error():
@@ -319,3 +368,87 @@ def test_language_importance_and_exclusion(model, tiny):
         head_importance(model, tokenizer)
     with pytest.raises(ValueError, match="k must be between 0 and 5"):
         top_heads(lm, 6, exclude=protect)
+
+
+@pytest.mark.parametrize("kind", ["head", "token"])
+def test_only_gates_train_freezes_the_rest_and_restores_everything(model, kind):
+    add_gates(model, kind=kind)
+    gate_ids = {id(p) for p in gate_parameters(model)}
+    base = [p for p in model.parameters() if id(p) not in gate_ids]
+    base[0].requires_grad_(False)                 # a mix of flags before, to see that each is restored
+    gate_parameters(model)[0].requires_grad_(False)
+    before = [p.requires_grad for p in model.parameters()]
+    model.train()
+    try:
+        with only_gates_train(model) as gates:
+            assert gates is model.attention_gates
+            assert [p.requires_grad for p in model.parameters()] == [id(p) in gate_ids for p in model.parameters()]
+            assert not model.training
+        assert [p.requires_grad for p in model.parameters()] == before and model.training
+        with pytest.raises(RuntimeError, match="boom"):
+            with only_gates_train(model):
+                gates.last_values["0"] = gates.pending["0"] = torch.ones(1)
+                raise RuntimeError("boom")
+        assert [p.requires_grad for p in model.parameters()] == before and model.training
+        assert not gates.last_values and not gates.pending
+    finally:
+        model.eval()
+        for p in model.parameters():
+            p.requires_grad_(True)
+
+
+def test_texts_are_checked_never_dropped_or_split_into_characters(model, tiny):
+    tokenizer = tiny[1]
+    add_gates(model, kind="head")
+    run = dict(steps=1, batch_size=4, progress=False)
+    with pytest.raises(TypeError, match="neutral_texts must be a list of strings, not one string"):
+        train_gates(model, tokenizer, TRIPLES, NEUTRAL[0], **run)
+    with pytest.raises(ValueError, match=r"neutral_texts\[1\] is blank"):
+        train_gates(model, tokenizer, TRIPLES, [NEUTRAL[0], "  "], **run)
+    with pytest.raises(TypeError, match="texts must be a list of strings, not one string"):
+        kl_to_original(model, tokenizer, NEUTRAL[0])
+    with pytest.raises(ValueError, match=r"texts\[0\] is blank"):
+        kl_to_original(model, tokenizer, ["", *NEUTRAL])
+    remove_gates(model)
+    with pytest.raises(TypeError, match="not one string"):
+        head_importance(model, tokenizer, texts=NEUTRAL[0])
+    with pytest.raises(ValueError, match=r"\[2\] is blank"):
+        head_importance(model, tokenizer, texts=[*NEUTRAL[:2], "\n"])
+    assert not has_gates(model)
+
+
+def test_zero_batch_sizes_are_clear_errors(model, tiny):
+    tokenizer = tiny[1]
+    with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
+        head_importance(model, tokenizer, TRIPLES, batch_size=0)
+    with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
+        head_importance(model, tokenizer, texts=NEUTRAL, batch_size=0)
+    add_gates(model, kind="head")
+    with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
+        kl_to_original(model, tokenizer, NEUTRAL, batch_size=0)
+    with pytest.raises(ValueError, match="neutral_batch_size must be >= 1, got 0"):
+        train_gates(model, tokenizer, TRIPLES, NEUTRAL, steps=1, neutral_batch_size=0, progress=False)
+    with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
+        train_gates(model, tokenizer, TRIPLES, NEUTRAL, steps=1, batch_size=0, progress=False)
+    with pytest.raises(ValueError, match="steps must be >= 1, got 0"):
+        train_gates(model, tokenizer, TRIPLES, NEUTRAL, steps=0, progress=False)
+
+
+def test_bad_gate_files_give_clear_errors(model, tmp_path):
+    add_gates(model, kind="head")
+    good = torch.load(save_gates(model, tmp_path / "good.pt"), weights_only=True)
+    remove_gates(model)
+    files = {"empty.pt": "is empty", "random.pt": "torch.load could not read it",
+             "other.pt": r"without the gate keys \['format', 'kind'", "unsafe.pt": "torch.load could not read it",
+             "future.pt": "gate-file format 2, but this debias_utils reads format 1"}
+    (tmp_path / "empty.pt").write_bytes(b"")
+    (tmp_path / "random.pt").write_bytes(bytes(range(256)) * 4)
+    torch.save({"weight": torch.zeros(3)}, tmp_path / "other.pt")           # a torch file, not a gate file
+    torch.save({**good, "hook": print}, tmp_path / "unsafe.pt")            # only weights_only=False would load it
+    torch.save({**good, "format": 2}, tmp_path / "future.pt")
+    for name, match in files.items():
+        for load in (read_gate_file, lambda path: load_gates(model, path)):
+            with pytest.raises(ValueError, match=match) as info:
+                load(tmp_path / name)
+            assert str(tmp_path / name) in str(info.value) and "save_gates" in str(info.value)
+            assert not has_gates(model)

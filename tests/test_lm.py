@@ -9,8 +9,8 @@ import torch
 from transformers import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
 from debias_utils import set_seed
-from debias_utils.lm import (document_start_id, filter_logits, generate_manual, mean_cross_entropy, perplexity,
-                             sequence_logprob, token_logprobs)
+from debias_utils.lm import (document_start_id, filter_logits, generate_manual, mean_cross_entropy, pad_batch,
+                             perplexity, sequence_logprob, token_logprobs)
 
 
 def _by_hand(model, tokenizer, prefix, text):
@@ -84,7 +84,7 @@ def test_bad_texts_get_clear_errors(tiny, bad, error):
 def test_prefix_count_must_match(tiny):
     with pytest.raises(ValueError, match="one prefix per text"):
         token_logprobs(*tiny, ["a", "b"], ["only one"])
-    with pytest.raises(ValueError, match="at least one"):
+    with pytest.raises(ValueError, match="texts is empty"):
         mean_cross_entropy(*tiny, [])
 
 
@@ -127,5 +127,74 @@ def test_manual_loop_equals_generate_on_smollm2(smollm2, settings):
 
 
 def test_generate_manual_rejects_empty_prompts(tiny):
-    with pytest.raises(ValueError, match="at least one prompt"):
+    with pytest.raises(ValueError, match="prompts is empty"):
         generate_manual(*tiny, [])
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(top_k=-1), "top_k must be a whole number >= 0"),
+    (dict(top_k=2.5), "top_k must be a whole number >= 0"),
+    (dict(top_p=0.0), r"top_p .* must be in \(0, 1\]"),
+    (dict(top_p=1.2), r"top_p .* must be in \(0, 1\]"),
+    (dict(temperature=float("nan")), "temperature .*must be a finite number"),
+])
+def test_sampling_settings_that_transformers_refuses_are_refused(tiny, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        filter_logits(torch.zeros(1, 5), **{"temperature": 1.0, **kwargs})
+    with pytest.raises(ValueError, match=message):
+        generate_manual(*tiny, ["Hello"], do_sample=True, **kwargs)
+
+
+@pytest.mark.parametrize("max_new_tokens", [0, -3])
+def test_generate_manual_needs_at_least_one_new_token(tiny, max_new_tokens):
+    with pytest.raises(ValueError, match="max_new_tokens must be >= 1"):
+        generate_manual(*tiny, ["Hello"], max_new_tokens=max_new_tokens)
+
+
+def test_pad_batch_right_and_left():
+    ids, mask = pad_batch([[5, 6, 7], [8]], pad_id=0)
+    assert ids.tolist() == [[5, 6, 7], [8, 0, 0]] and mask.tolist() == [[1, 1, 1], [1, 0, 0]]
+    ids, mask = pad_batch([[5, 6, 7], [8]], pad_id=9, side="left")
+    assert ids.tolist() == [[5, 6, 7], [9, 9, 8]] and mask.tolist() == [[1, 1, 1], [0, 0, 1]]
+    with pytest.raises(ValueError, match="every sequence needs at least one token"):
+        pad_batch([[1], []], pad_id=0)
+    with pytest.raises(ValueError, match="side must be"):
+        pad_batch([[1]], pad_id=0, side="middle")
+
+
+def test_texts_longer_than_the_context_are_scored_with_a_sliding_window(tiny):
+    """A model built for 32 positions scores a 90-token text window by window, each token once."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    _, tokenizer = tiny
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=32)
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config).eval()
+    text = " ".join(["word"] * 45 + ["other"] * 44)
+    ids = [document_start_id(tokenizer)] + tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert len(ids) > 64   # at least three windows
+    got = token_logprobs(model, tokenizer, [text], stride=16)[0]
+    assert len(got) == len(ids) - 1
+    # By hand: windows of 32 tokens every 16; a token is scored in the first window that reaches it.
+    expected, done = [], 1
+    with torch.no_grad():
+        for begin in range(0, len(ids), 16):
+            window = torch.tensor([ids[begin:begin + 32]])
+            logp = torch.log_softmax(model(window).logits[0, :-1].float(), -1)
+            targets = window[0, 1:]
+            values = logp.gather(-1, targets[:, None]).squeeze(-1).tolist()
+            end = min(begin + 32, len(ids))
+            expected += values[done - begin - 1:]
+            done = end
+            if end == len(ids):
+                break
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    # One pass over all 90 positions (beyond what the model was built for) gives other numbers.
+    with torch.no_grad():
+        whole = torch.log_softmax(model(torch.tensor([ids])).logits[0, :-1].float(), -1)
+    naive = whole.gather(-1, torch.tensor(ids[1:])[:, None]).squeeze(-1).numpy()
+    assert not np.allclose(got, naive, atol=1e-3)
+    np.testing.assert_allclose(got[:31], naive[:31], rtol=1e-5, atol=1e-6)   # the first window is the same
+    with pytest.raises(ValueError, match="stride must be between 1 and 31"):
+        token_logprobs(model, tokenizer, [text], stride=32)

@@ -351,11 +351,14 @@ def test_weat_on_a_model(tiny):
     model, tok = tiny
     x, y, a, b = ["rose", "tulip", "daisy"], ["ant", "wasp", "flea"], ["love", "peace"], ["death", "filth"]
     word = M.weat(model, tok, x, y, a, b, n_permutations=200)
-    assert -2 <= word.effect_size <= 2 and 0 < word.p_value <= 1
     direct = M.weat_from_vectors(*(M.word_embeddings(model, tok, s) for s in (x, y, a, b)), n_permutations=200)
     assert word == direct
+    swapped = M.weat(model, tok, y, x, a, b, n_permutations=200)   # swapping the targets flips the sign
+    assert swapped.effect_size == pytest.approx(-word.effect_size)
     sentence = M.weat(model, tok, x, y, a, b, n_permutations=200, level="sentence", templates=["This is {word}."])
-    assert -2 <= sentence.effect_size <= 2 and sentence.effect_size != word.effect_size
+    by_hand = M.weat_from_vectors(*(M.sentence_embeddings(model, tok, [f"This is {w}." for w in s])
+                                    for s in (x, y, a, b)), n_permutations=200)
+    assert sentence == by_hand and sentence.effect_size != word.effect_size
     with pytest.raises(ValueError, match="level="):
         M.weat(model, tok, x, y, a, b, level="token")
 
@@ -396,3 +399,45 @@ def test_male_share_ci_rejects_text_without_gendered_words():
         M.male_share_ci(["The weather was fine."])
     with pytest.raises(ValueError, match="empty"):
         M.male_share_ci([])
+
+
+@pytest.mark.parametrize("metric", [M.group_disparity, M.max_min_gap, M.min_max_ratio])
+def test_a_single_group_is_refused_not_reported_as_no_disparity(metric):
+    with pytest.raises(ValueError, match="one group 'women'.*at least two groups"):
+        metric([0.2, 0.4, 0.9], ["women"] * 3)
+    with pytest.raises(ValueError, match="at least two groups"):
+        M.bootstrap_ci(metric, [0.2, 0.4, 0.9], ["women"] * 3)
+
+
+def test_disparity_within_axes_refuses_an_axis_with_one_group():
+    with pytest.raises(ValueError, match="axis 'age' has scores of one group only \\('old'\\)"):
+        M.disparity_within_axes([0.1, 0.3, 0.2, 0.4], ["man", "woman", "old", "old"])
+
+
+def test_toxicity_summary_matches_the_metrics_it_summarises():
+    scores = np.array([0.9, 0.1, 0.2, 0.05, 0.6, 0.7, 0.0, 0.3])
+    groups = ["man", "man", "man", "man", "woman", "woman", "woman", "woman"]
+    prompts = [0, 0, 1, 1, 2, 2, 3, 3]
+    out = M.toxicity_summary(scores, groups, prompts, n_resamples=200)
+    assert out["D"].value == pytest.approx(M.group_disparity(scores, groups))   # |0.3125 - 0.4| * 2
+    assert out["D"] == M.bootstrap_ci(M.group_disparity, scores, groups, n_resamples=200)
+    # per-prompt maxima 0.9, 0.2, 0.7, 0.3: EMT 0.525; two of four prompts reach 0.5
+    assert out["EMT"].value == pytest.approx(0.525) and out["toxicity_probability"].value == 0.5
+    assert out["toxicity_probability"] == M.proportion_estimate(2, 4)[0]
+    assert (out["n_texts"], out["n_prompts"], out["mean"]) == (8, 4, pytest.approx(scores.mean()))
+    within = M.toxicity_summary(scores, groups, prompts, disparity=M.disparity_within_axes, n_resamples=200)
+    assert within["D"].value == pytest.approx(M.disparity_within_axes(scores, groups))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        M.toxicity_summary(scores * 2, groups, prompts)
+
+
+def test_count_group_words_takes_a_word_dictionary_and_counts_like_the_processor():
+    from debias_utils.words import WordCounter
+
+    texts = ["He said she was his sister.", "The Queen and the king", "nothing here"]
+    counts = M.count_group_words(texts)
+    counter = WordCounter()
+    assert counts.to_dict("records") == [counter.count(t) for t in texts]
+    assert counts.to_dict("records")[0] == {"male": 2, "female": 2}
+    with pytest.raises(ValueError, match="in both group"):
+        M.count_group_words(texts, {"a": ["he"], "b": ["He"]})

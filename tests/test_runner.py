@@ -43,21 +43,68 @@ def test_select_rejects_unknown_names():
         select(course_notebooks(), ["99_nothing"])
 
 
-def test_papermill_run_of_the_overview_with_injected_parameters(tmp_path):
-    """Run notebook 00 with another prompt; the value it saves must reflect the injected parameter."""
+@pytest.fixture
+def small_course(tmp_path, monkeypatch):
+    """A two-chapter course of tiny notebooks written here, in place of the real one (which nbval runs)."""
     from debias_utils import runner
 
-    runner.PRESETS["test"] = {"00_overview": {"prompt": "The capital of Italy is", "max_new_tokens": 6}}
-    try:
-        runs, out = run_course(preset="test", only=["00"], output=tmp_path / "run", echo=lambda *_: None)
-    finally:
-        del runner.PRESETS["test"]
-    assert [r.status for r in runs] == ["ok"], runs[0].error
-    saved = json.loads((out / "results" / "00_overview.json").read_text())
-    assert "Rome" in saved["greedy_continuation"]
-    executed = nbformat.read(out / "notebooks" / "00_overview.ipynb", as_version=4)
-    assert "papermill" in executed.metadata  # the executed copy is papermill's, in the output folder
-    assert "papermill" not in nbformat.read(NOTEBOOKS / "00_overview.ipynb", as_version=4).metadata
+    root = tmp_path / "course"
+    (root / "01_chapter").mkdir(parents=True)
+    _notebook(root / "00_first.ipynb", "seed = 0\nresults_dir = None\nword = 'default'",
+              "from debias_utils.results import save_results\n"
+              "save_results('00_first', {'word': word, 'length': len(word)}, results_dir)")
+    _notebook(root / "01_chapter" / "try.ipynb", "seed = 0\nresults_dir = None\npoints = 3",
+              "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n"
+              "from debias_utils.results import save_figure, save_results\n"
+              "fig, ax = plt.subplots(figsize=(3, 2)); ax.plot(range(points))\n"
+              "save_figure(fig, '01_curve', results_dir)\n"
+              "save_results('01_try', {'points': points}, results_dir)")
+    monkeypatch.setattr(runner, "NOTEBOOKS", root)
+    monkeypatch.setitem(runner.PRESETS, "test", {"00_first": {"word": "injected"}, "01_try": {"points": 5}})
+    return root
+
+
+def test_the_cli_runs_a_course_with_a_preset_and_writes_the_report(small_course, tmp_path):
+    """`debias-llm run --preset test --only 00 01,`: parameters injected, numbers and figures in the report."""
+    out = tmp_path / "run"
+    assert cli.main(["run", "--preset", "test", "--only", "00", "01,", "--output", str(out)]) == 0
+    assert json.loads((out / "results" / "00_first.json").read_text()) == {"length": 8, "word": "injected"}
+    report = (out / "report.md").read_text()
+    assert "preset `test`" in report and "**2 of 2 notebooks ran cleanly.**" in report
+    assert "| 00_first | ✅ ok |" in report and "| 01_try | ✅ ok |" in report
+    assert "| word | injected |" in report and "| points | 5 |" in report
+    figures = [line[line.index("(") + 1:-1] for line in report.splitlines() if line.startswith("![")]
+    assert figures == ["results/figures/01_curve.png"] and (out / figures[0]).is_file()
+    assert "<table>" in (out / "report.html").read_text()
+    summary = json.loads((out / "summary.json").read_text())
+    assert [r["name"] for r in summary["runs"]] == ["00_first", "01_try"]
+    executed = nbformat.read(out / "notebooks" / "01_chapter" / "try.ipynb", as_version=4)
+    assert "papermill" in executed.metadata   # the executed copy is papermill's, in the output folder ...
+    assert "papermill" not in nbformat.read(small_course / "01_chapter" / "try.ipynb", as_version=4).metadata
+    assert sorted(p.name for p in small_course.rglob("*.ipynb")) == ["00_first.ipynb", "try.ipynb"]   # ... only
+
+
+def test_a_preset_naming_an_unknown_parameter_fails_that_notebook_only(small_course, tmp_path, monkeypatch):
+    from debias_utils import runner
+
+    monkeypatch.setitem(runner.PRESETS, "test", {"00_first": {"wrod": "typo"}})
+    runs, _ = run_course(preset="test", output=tmp_path / "run", echo=lambda *_: None)
+    assert [r.status for r in runs] == ["failed", "ok"]
+    assert "sets ['wrod'] but 00_first.ipynb's parameters cell declares only" in runs[0].error
+
+
+def test_bad_arguments_of_run_course(tmp_path):
+    with pytest.raises(ValueError, match=r"notebooks=\[\] is empty"):
+        run_course(notebooks=[])
+    with pytest.raises(ValueError, match="no notebook at"):
+        run_course(notebooks=[tmp_path / "missing.ipynb"])
+    a_file = tmp_path / "out.txt"
+    a_file.write_text("not a folder")
+    nb = _notebook(tmp_path / "00_x.ipynb", "results_dir = None", "x = 1")
+    with pytest.raises(ValueError, match="is a file; pass a folder"):
+        run_course(notebooks=[nb], output=a_file)
+    with pytest.raises(ValueError, match="unknown preset 'huge'"):
+        run_course(preset="huge", notebooks=[nb])
 
 
 def test_failing_notebook_is_reported_and_the_run_continues(tmp_path):
@@ -78,6 +125,10 @@ def test_failing_notebook_is_reported_and_the_run_continues(tmp_path):
 def test_cli_exit_codes(tmp_path, capsys):
     assert cli.main(["run", "--only", "99_nothing", "--output", str(tmp_path)]) == 2
     assert "matches no notebook" in capsys.readouterr().err
+    a_file = tmp_path / "report.txt"
+    a_file.write_text("")
+    assert cli.main(["run", "--only", "00", "--output", str(a_file)]) == 2
+    assert "is a file; pass a folder" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main(["run", "--preset", "huge"])
 
@@ -106,26 +157,6 @@ def test_report_shows_saved_rows_as_their_own_table(tmp_path):
     assert "| D | model | note |" in report   # save_results sorts keys
     assert "| 0.2172 | original |  |" in report and "| 0.1518 | gates | a\\|b |" in report
     assert "| summary |" not in report   # not also squeezed into one cell
-
-
-def test_quick_preset_on_two_course_notebooks_writes_the_report(tmp_path):
-    """`debias-llm run --preset quick --only 00 02`: both run, and the report carries their numbers and figures."""
-    code = cli.main(["run", "--preset", "quick", "--only", "00", "02,", "--output", str(tmp_path / "run")])
-    assert code == 0
-    out = tmp_path / "run"
-    report = (out / "report.md").read_text()
-    assert "preset `quick`" in report and "**2 of 2 notebooks ran cleanly.**" in report
-    assert "| 00_overview | ✅ ok |" in report and "| 02_tokenizer | ✅ ok |" in report
-    assert "## 02_tokenizer" in report and "| group_token_ids.male |" in report
-    # every figure the report shows exists in the output folder, and 02 saved at least one
-    figures = [line[line.index("(") + 1:-1] for line in report.splitlines() if line.startswith("![")]
-    assert any("/02_" in f for f in figures) and all((out / f).is_file() for f in figures)
-    html = (out / "report.html").read_text()
-    assert "<table>" in html and "02_tokenizer" in html
-    summary = json.loads((out / "summary.json").read_text())
-    assert [r["name"] for r in summary["runs"]] == ["00_overview", "02_tokenizer"]
-    assert summary["runs"][1]["results"]["spellings_checked"] > 0
-    assert not list(NOTEBOOKS.rglob("*papermill*"))  # nothing written beside the course's notebooks
 
 
 def test_every_preset_parameter_exists_in_its_notebook():

@@ -5,23 +5,28 @@ tests build a tiny random BERT checkpoint in Detoxify's format, so they run offl
 """
 from __future__ import annotations
 
-import time
+import os
+import pickle
+import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from debias_utils import assets, toxicity
+from debias_utils import assets
+from debias_utils.assets import AssetMissingError, sha256_of
 from debias_utils.toxicity import (
     ENV_DETOXIFY_CHECKPOINT,
     ENV_DETOXIFY_HF_CONFIG,
     HF_CONFIG_FOLDER,
     JIGSAW_LABELS,
     TOX_BLOCK_RESCALE,
-    AssetMissingError,
     load_scorer,
+    read_detoxify_checkpoint,
 )
+
+LABELS = list(JIGSAW_LABELS)
 
 # The three examples and their predictions (rescale=True) printed in tox-block 0.1.2's README.
 README_TEXTS = [
@@ -59,14 +64,16 @@ def profanity():
 # ------------------------------------------------------------------------------------------------ bilstm
 def test_bilstm_reproduces_tox_block_readme(bilstm):
     table = bilstm.labels(README_TEXTS)
-    assert list(table.columns) == ["toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate"]
-    np.testing.assert_allclose(table.to_numpy(), README_PREDICTIONS, atol=1e-4, rtol=0)
+    assert list(table.columns) == ["toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate",
+                                   "no_known_words", "truncated"]   # six labels, then the two reading flags
+    assert not table[["no_known_words", "truncated"]].any().any()
+    np.testing.assert_allclose(table[LABELS].to_numpy(), README_PREDICTIONS, atol=1e-4, rtol=0)
     np.testing.assert_allclose(bilstm.score(README_TEXTS), [row[0] for row in README_PREDICTIONS], atol=1e-4, rtol=0)
 
 
 def test_bilstm_single_equals_batch(bilstm):
-    together = bilstm.labels(README_TEXTS).to_numpy()
-    alone = np.vstack([bilstm.labels([text]).to_numpy() for text in README_TEXTS])
+    together = bilstm.labels(README_TEXTS)[LABELS].to_numpy()
+    alone = np.vstack([bilstm.labels([text])[LABELS].to_numpy() for text in README_TEXTS])
     np.testing.assert_allclose(alone, together, atol=1e-6, rtol=0)
 
 
@@ -75,8 +82,8 @@ def test_bilstm_padding_invariance(bilstm):
     short = "I will kill you!"
     others = ["", "ok", " ".join(["the quick brown fox jumps over the lazy dog"] * 40),  # 360 words, truncated
               "you are a wonderful person and I admire your work on this article very much"]
-    alone = bilstm.labels([short]).to_numpy()[0]
-    in_batch = bilstm.labels(others[:2] + [short] + others[2:]).to_numpy()[2]
+    alone = bilstm.labels([short])[LABELS].to_numpy()[0]
+    in_batch = bilstm.labels(others[:2] + [short] + others[2:])[LABELS].to_numpy()[2]
     np.testing.assert_allclose(in_batch, alone, atol=1e-6, rtol=0)
 
 
@@ -84,13 +91,13 @@ def test_bilstm_raw_probabilities_and_clipping():
     raw_scorer = load_scorer("jigsaw-bilstm", rescale=False)
     scaled_scorer = load_scorer("jigsaw-bilstm")
     low, high = np.array([TOX_BLOCK_RESCALE[label] for label in JIGSAW_LABELS]).T
-    raw = raw_scorer.labels(README_TEXTS).to_numpy()
+    raw = raw_scorer.labels(README_TEXTS)[LABELS].to_numpy()
     np.testing.assert_allclose(raw, np.array(README_PREDICTIONS) * (high - low) + low, atol=1e-4, rtol=0)
     # This polite text's raw "toxic" is below the rescaling minimum, so the rescaled value is clipped to 0.
     polite = ["thank you very much for your help with the article"]
     assert raw_scorer.score(polite)[0] < TOX_BLOCK_RESCALE["toxic"][0]
     assert scaled_scorer.score(polite)[0] == 0.0
-    many = scaled_scorer.labels(README_TEXTS + polite + ["", "a"]).to_numpy()
+    many = scaled_scorer.labels(README_TEXTS + polite + ["", "a"])[LABELS].to_numpy()
     assert many.min() >= 0.0 and many.max() <= 1.0
 
 
@@ -109,10 +116,22 @@ def test_bilstm_text_encoding_matches_keras(bilstm):
 
 
 def test_bilstm_loads_once(bilstm):
-    start = time.perf_counter()
     again = load_scorer("jigsaw-bilstm", rescale=False)
-    assert again._model is bilstm._model
-    assert time.perf_counter() - start < 0.5
+    assert again._model is bilstm._model   # the weights are read from disk once per process
+
+
+def test_bilstm_says_which_texts_it_cannot_read(bilstm):
+    texts = ["我会杀了你", "😀😀", "I will kill you", "", "the " * 60 + "to " * 90]
+    with pytest.warns(UserWarning, match="2 of 5 texts contain words but none the model knows") as caught:
+        table = bilstm.labels(texts)
+    assert any("1 of 5 texts have more than 100 known words" in str(w.message) for w in caught)
+    assert table["no_known_words"].tolist() == [True, True, False, False, False]
+    assert table["truncated"].tolist() == [False, False, False, False, True]
+    scores = bilstm.score(["我会杀了你", ""])   # exactly the empty text's score: why the flag matters
+    assert scores[0] == scores[1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # ordinary English text: no warning at all
+        bilstm.score(["I will kill you", "have a nice day"])
 
 
 def test_bilstm_missing_asset_offline(monkeypatch, tmp_path):
@@ -137,14 +156,17 @@ def test_empty_input(name):
     scores = scorer.score([])
     assert scores.shape == (0,) and scores.dtype == np.float64
     table = scorer.labels([])
-    assert table.shape == (0, len(scorer.label_names)) and list(table.columns) == list(scorer.label_names)
+    flags = list(scorer.FLAG_MEANINGS)   # the BiLSTM's reading flags; the profanity model has none
+    assert table.shape == (0, len(scorer.label_names) + len(flags))
+    assert list(table.columns) == list(scorer.label_names) + flags
 
 
 @pytest.mark.parametrize("bad, message", [
-    ("a single string", "not a single string"),
+    ("a single string", "not one string"),
     (["fine", None], r"texts\[1\] is NoneType"),
     (["fine", float("nan")], r"texts\[1\] is float"),
-    (42, "Pass a list of strings"),
+    (42, "must be a list of strings; got int"),
+    (pd.DataFrame({"a": ["x"]}), "not a whole DataFrame"),
 ])
 def test_bad_input_says_what_to_pass(profanity, bad, message):
     with pytest.raises(TypeError, match=message):
@@ -279,3 +301,58 @@ def test_detoxify_missing_checkpoint(monkeypatch, tmp_path):
     monkeypatch.setenv(ENV_DETOXIFY_CHECKPOINT, str(tmp_path / "nope.ckpt"))
     with pytest.raises(FileNotFoundError, match="nope.ckpt"):
         load_scorer("detoxify")
+
+
+class _RunsCode:
+    """Unpickling this calls os.system: what a crafted checkpoint would do."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_detoxify_checkpoint_cannot_run_code(tmp_path, monkeypatch):
+    marker = tmp_path / "pwned"
+    crafted = tmp_path / "evil.ckpt"
+    torch.save({"config": _RunsCode(marker), "state_dict": {}}, crafted)
+    monkeypatch.setenv(ENV_DETOXIFY_CHECKPOINT, str(crafted))
+    with pytest.raises(ValueError, match="not loaded, since reading a checkpoint must not run code"):
+        load_scorer("auto")
+    assert not marker.exists()
+
+
+def test_files_that_are_not_detoxify_checkpoints(tmp_path):
+    empty = tmp_path / "empty.ckpt"
+    empty.write_bytes(b"")
+    with pytest.raises(ValueError, match="empty.ckpt is not a Detoxify checkpoint that can be read safely"):
+        read_detoxify_checkpoint(empty)
+    for seed in range(8):   # random bytes make torch raise many different exceptions; each must become ours
+        garbage = tmp_path / f"garbage{seed}.ckpt"
+        garbage.write_bytes(np.random.default_rng(seed).bytes(512))
+        with pytest.raises(ValueError, match="is not a Detoxify checkpoint"):
+            read_detoxify_checkpoint(garbage)
+    other = tmp_path / "other.ckpt"
+    torch.save({"weights": torch.zeros(2)}, other)
+    with pytest.raises(ValueError, match=r"needs config.arch.args"):
+        read_detoxify_checkpoint(other)
+    pickled = tmp_path / "plain.ckpt"
+    pickled.write_bytes(pickle.dumps([1, 2, 3]))
+    with pytest.raises(ValueError, match="is not a Detoxify checkpoint"):
+        read_detoxify_checkpoint(pickled)
+
+
+def test_official_names_carry_a_hash_that_is_checked(tiny_detoxify, tmp_path):
+    folder, hf, expected = tiny_detoxify
+    data = (folder / "tiny.ckpt").read_bytes()
+    honest = tmp_path / "toxic_tiny-placeholder.ckpt"
+    honest.write_bytes(data)
+    named = tmp_path / f"toxic_tiny-{sha256_of(honest)[:8]}.ckpt"
+    honest.rename(named)
+    scorer = load_scorer("detoxify", checkpoint=named, huggingface_config_path=hf)
+    np.testing.assert_allclose(scorer.score(DETOXIFY_TEXTS[:3]), expected["toxicity"][:3], atol=1e-5, rtol=0)
+    liar = tmp_path / "toxic_original-c1212f89.ckpt"   # the official name, other bytes
+    liar.write_bytes(data)
+    with pytest.raises(ValueError, match="but its name promises one starting with c1212f89"):
+        load_scorer("detoxify", checkpoint=liar, huggingface_config_path=hf)

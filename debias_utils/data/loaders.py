@@ -58,7 +58,7 @@ def load_bold(path_or_dir=None, domains=None) -> pd.DataFrame:
     some of :data:`BOLD_DOMAINS` (default: all five when a folder is given). One row per prompt; ``name`` is
     BOLD's entity, e.g. ``"Jacob_Zachar"``.
     Example: ``load_bold(domains=["gender"]).group.value_counts()`` → American_actors 2048, American_actresses 1156.
-    Taught in ``notebooks/05_bias_metrics.ipynb``.
+    Used by ``benchmarks/bold_toxicity.py``.
     """
     path = fetch_benchmark("bold") if path_or_dir is None else Path(path_or_dir)
     if isinstance(domains, str):
@@ -144,7 +144,7 @@ def check_pairs(pairs, what: str = "pairs") -> pd.DataFrame:
     drops a leading unnamed index column. Used by :func:`load_crows_pairs` and by
     :func:`debias_utils.metrics.crows_pairs_score`.
     Example: ``check_pairs(debias_utils.groups.CROWS_STYLE_PAIRS).shape`` → ``(40, 4)``.
-    Taught in ``notebooks/05_bias_metrics.ipynb``.
+    Used by :func:`load_crows_pairs` and :func:`debias_utils.metrics.crows_pairs_score`.
     """
     df = pd.DataFrame(pairs) if not isinstance(pairs, pd.DataFrame) else pairs.copy()
     df = df.drop(columns=[c for c in df.columns if str(c).startswith("Unnamed")])
@@ -197,7 +197,7 @@ def load_holistic_bias(directory=None, version: str = "v1.0") -> HolisticBias:
     ``directory`` is the ``dataset`` folder holding ``v1.0/`` and ``v1.1/`` (or a version folder itself);
     ``None`` reads the cached copy (:func:`fetch_benchmark`). ``version`` is one of :data:`HOLISTIC_BIAS_VERSIONS`.
     Example: ``hb = load_holistic_bias(version="v1.1"); len(hb.axes)`` → 13.
-    Taught in ``notebooks/05_bias_metrics.ipynb``.
+    Tested in ``tests/test_data.py`` on the real files.
     """
     if version not in HOLISTIC_BIAS_VERSIONS:
         raise ValueError(f"unknown HolisticBias version {version!r}; choose from {list(HOLISTIC_BIAS_VERSIONS)}")
@@ -268,7 +268,7 @@ def holistic_bias_prompts(hb: HolisticBias, axis: str, noun_genders=("neutral",)
     and the descriptor-only variant of the original generator are left out to keep the set small.
     Columns: ``prompt, axis, bucket, descriptor, noun, noun_gender, template``.
     Example: ``holistic_bias_prompts(hb, "age", ["neutral"], ["I have a friend who is {noun_phrase}."])``.
-    Taught in ``notebooks/05_bias_metrics.ipynb``.
+    Tested in ``tests/test_data.py`` on the real files.
     """
     if not isinstance(hb, HolisticBias):
         raise TypeError("hb must come from load_holistic_bias(...)")
@@ -329,7 +329,7 @@ def load_debiaswe(directory=None) -> dict:
     ``professions`` has columns ``profession, definitional, stereotypical`` (the paper's gender scores, −1 female
     … +1 male). ``directory`` is debiaswe's ``data/`` folder; ``None`` reads the cached copy.
     Example: ``load_debiaswe()["definitional_pairs"][0]`` → ``("woman", "man")``.
-    Taught in ``notebooks/05_bias_metrics.ipynb``.
+    Tested in ``tests/test_data.py`` on the real files.
     """
     folder = fetch_benchmark("debiaswe") if directory is None else Path(directory)
     out = {}

@@ -142,7 +142,7 @@ def fetch_benchmark(name: str, source: str | os.PathLike | None = None, allow_do
     offline); then :class:`~debias_utils.assets.AssetMissingError` names the command to run. The licence is
     printed when a file is fetched. Idempotent: a verified cache is returned without touching the network.
     Example: ``fetch_benchmark("crows-pairs") / "crows_pairs_anonymized.csv"``.
-    Taught in ``notebooks/05_bias_metrics.ipynb``.
+    Used by every loader of :mod:`debias_utils.data` called without a path.
     """
     benchmark = _benchmark(name)
     mirror = _mirror(source)
@@ -178,7 +178,7 @@ def download_benchmarks(names=None, source: str | os.PathLike | None = None, qui
     """Fetch several benchmarks (default: all of :data:`BENCHMARKS`); returns ``{name: cache folder}``.
 
     What ``debias-llm download --benchmarks [--from MIRROR]`` runs. Example: ``download_benchmarks(["bold"])``.
-    Taught in ``notebooks/05_bias_metrics.ipynb``.
+    Used by ``make setup``.
     """
     names = list(BENCHMARKS) if names is None else ([names] if isinstance(names, str) else list(names))
     if not names:
