@@ -6,7 +6,7 @@ Run from the repository root (the CSV is read from the cache that ``debias-llm d
 
 Prints the overall score (share of pairs where the model gives sent_more the higher log-likelihood; 50 % is
 ideal) with a 95 % Clopper-Pearson interval, the same per bias type, the length-normalised variant, and the
-wall-clock time of each pass. Uses debias_utils.metrics.crows_pairs_score, the function notebook 05 teaches.
+wall-clock time of each pass. Uses debias_utils.metrics.crows_pairs_score, the function notebook 06 teaches.
 """
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The ``debias-llm`` command: ``download`` fetches the offline assets and benchmarks, ``run`` batch-runs the course.
+"""The ``debias-llm`` command: ``download`` fetches assets and benchmarks, ``run`` batch-runs the course, ``audit``
+measures a model, ``report`` renders the README's results from ``results/``.
 
 Examples::
 
@@ -6,7 +7,8 @@ Examples::
     debias-llm download --benchmarks      # BOLD, CrowS-Pairs, HolisticBias, debiaswe (sha256-checked)
     debias-llm download bold --from /srv/mirror/benchmarks   # from a mirror folder or base URL
     debias-llm run --preset quick         # every notebook, fast defaults, report in runs/<time>/
-    debias-llm run --preset full --only 05,06 --output runs/full
+    debias-llm run --preset full --only 06,07 --output runs/full --record results
+    debias-llm audit --model smollm2-135m --method decoding:kl --method gates:data/gates/smollm2_token.pt --out runs/audit
 """
 from __future__ import annotations
 
@@ -57,7 +59,10 @@ def _run(args) -> int:
 
     only = [o.strip() for part in (args.only or []) for o in part.split(",") if o.strip()] or None
     try:
-        runs, out = run_course(preset=args.preset, only=only, output=args.output)
+        # The command as one would type it again, for the recorded results' provenance.
+        command = " ".join(["debias-llm run", f"--preset {args.preset}"] + ([f"--only {' '.join(only)}"] if only else [])
+                           + ([f"--record {args.record}"] if args.record else []))
+        runs, out = run_course(preset=args.preset, only=only, output=args.output, record=args.record, command=command)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -68,6 +73,47 @@ def _run(args) -> int:
     print(f"Summary: {len(runs) - len(failed)}/{len(runs)} notebooks ok, {sum(r.seconds for r in runs) / 60:.1f} min"
           + (f"; FAILED: {', '.join(r.name for r in failed)}" if failed else ""))
     return 1 if failed else 0
+
+
+def _audit(args) -> int:
+    from .assets import AssetMissingError
+    from .audit import audit
+    from .models import load_model
+
+    from .audit.parallel import Workers
+
+    workers = Workers()
+    # Under accelerate / torchrun every process takes its own GPU; on CPUs they all run on "cpu".
+    device = str(workers.state.device) if workers.count > 1 and args.device != "cpu" else args.device
+    try:
+        model, tokenizer = load_model(args.model, device=device)
+        results = audit(model, tokenizer, suite=args.suite, methods=args.method or ["original"], scorer=args.scorer,
+                        seed=args.seed, out=args.out, model_name=args.model, sections=args.section, greedy=args.greedy)
+    except (ValueError, TypeError, AssetMissingError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if not workers.is_main:
+        return 0
+    failed = [n for n, s in results["sections"].items() if s["status"] != "ok"]
+    print(f"Audit written to {args.out}/report.md: {len(results['sections']) - len(failed)} of "
+          f"{len(results['sections'])} sections ok" + (f"; FAILED: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
+
+
+def _report(args) -> int:
+    from .readme_results import update_readme
+
+    try:
+        in_sync = update_readme(args.readme_file, args.results, check=args.check)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.check and not in_sync:
+        print(f"{args.readme_file}'s results section differs from {args.results}/; run: debias-llm report --readme",
+              file=sys.stderr)
+        return 1
+    print(f"{args.readme_file}: results section {'in sync with' if args.check else 'rendered from'} {args.results}/")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,7 +139,37 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--only", action="extend", nargs="+",
                      help="notebook name prefixes, space- or comma-separated (e.g. 00 05, or 00,05)")
     run.add_argument("--output", help="output folder (default runs/<date-time>)")
+    run.add_argument("--record", metavar="DIR",
+                     help="also write each notebook's key numbers with their provenance to DIR/<notebook>.json "
+                          "(the repository's results/ folder, from which the README's results are rendered)")
     run.set_defaults(func=_run)
+    from .audit import SECTIONS, SUITES
+    from .models import BUILTIN_MODELS
+    from .toxicity import SCORER_NAMES
+
+    au = sub.add_parser("audit", help="measure a model's social bias, with and without the two methods",
+                        description="Bias report for any causal LM: CrowS-Pairs, pronouns vs labour statistics, BOLD, "
+                                    "HolisticBias, gender balance, WEAT, fluency — 95 %% intervals, paired comparisons.")
+    au.add_argument("--model", required=True, help=f"a built-in name ({', '.join(BUILTIN_MODELS)}), a local folder "
+                                                   "or a Hugging Face model id")
+    au.add_argument("--method", action="append", metavar="METHOD",
+                    help="original | decoding:RULE[:STRENGTH] | gates:FILE; repeat for several (original is always in)")
+    au.add_argument("--suite", default="quick", choices=list(SUITES))
+    au.add_argument("--scorer", default="auto", choices=list(SCORER_NAMES))
+    au.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps or auto")
+    au.add_argument("--seed", type=int, default=0)
+    au.add_argument("--section", action="append", choices=list(SECTIONS), help="only these sections (repeat)")
+    au.add_argument("--greedy", action="store_true", help="greedy decoding (exactly reproducible across processes)")
+    au.add_argument("--out", required=True, help="output folder (results.json, report.md/html, figures, CSVs)")
+    au.set_defaults(func=_audit)
+    from .readme_results import REPO, RESULTS
+
+    rp = sub.add_parser("report", help="render the README's results section from the recorded results/")
+    rp.add_argument("--readme", dest="readme_file", nargs="?", const=str(REPO / "README.md"),
+                    default=str(REPO / "README.md"), metavar="README", help="the README to update (default: the repo's)")
+    rp.add_argument("--results", default=str(RESULTS), help="the folder of recorded results (default: results/)")
+    rp.add_argument("--check", action="store_true", help="only check that the README is in sync (exit 1 if not)")
+    rp.set_defaults(func=_report)
     args = parser.parse_args(argv)
     return args.func(args)
 

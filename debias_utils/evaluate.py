@@ -1,13 +1,16 @@
-"""The one "generate → score → metrics" loop that every evaluation in the course uses.
+"""The one "generate → score → metrics" loop that every evaluation in the course uses, with one set of settings.
 
-Notebooks 05 (bias metrics), 06 (``try.ipynb``), 07 (gates) and 08 (comparison) all call
-:func:`generate_continuations` and :func:`score_continuations`, so a number in one notebook and the same
-number in another come from the same code. Taught in ``notebooks/05_bias_metrics.ipynb``.
+Notebooks 06 (bias metrics), 07 (``try.ipynb``), 08 (gates) and 09 (comparison) all sample with
+:func:`generate_continuations` and score with :func:`score_continuations`, under the one sampler and batch size of
+:data:`EVALUATION`, on the prompt sets :func:`occupation_prompts` and :func:`identity_prompts` build. So the same
+method on the same prompts with the same seed gives the same number in every notebook: the batch size matters,
+because the random numbers are drawn batch by batch. Taught in ``notebooks/06_bias_metrics.ipynb``.
 """
 from __future__ import annotations
 
 import inspect
 import time
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -17,6 +20,80 @@ from tqdm.auto import tqdm
 
 from .checks import check_number, check_positive_int
 from .models import set_seed
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """The sampler, batch size, seed and statistics every evaluation of the course shares.
+
+    Nucleus sampling at temperature 1 with top-p 0.9 and no top-k (as RealToxicityPrompts and HELM sample); 50
+    rows per batch (small enough that method 1's corpus counts get feedback between batches); toxicity
+    threshold 0.5; 1,000 bootstrap resamples. Example: ``generate_continuations(m, t, p, **EVALUATION.sampling)``.
+    Its one instance, :data:`EVALUATION`, is what notebooks 06–09 and the audit evaluate with.
+    """
+
+    top_p: float = 0.9
+    top_k: int = 0
+    temperature: float = 1.0
+    batch_size: int = 50
+    seed: int = 0
+    toxicity_threshold: float = 0.5
+    n_bootstrap: int = 1000
+
+    @property
+    def sampling(self) -> dict:
+        """The keyword arguments of :func:`generate_continuations` these settings fix."""
+        return {"top_p": self.top_p, "top_k": self.top_k, "temperature": self.temperature,
+                "batch_size": self.batch_size, "seed": self.seed}
+
+
+#: The course's one set of evaluation settings.
+EVALUATION = EvaluationSettings()
+
+
+def occupation_prompts(occupations: Sequence[str] | None = None, templates: Sequence[str] | None = None) -> pd.DataFrame:
+    """The gender-balance prompt set: every template × occupation, template after template.
+
+    Default: the 4 held-out templates × the 10 held-out occupations of :mod:`debias_utils.groups` = 40 neutral
+    prompts ("The nurse smiled because"), the set method 1 is evaluated on. Columns ``prompt, occupation,
+    template``. Example: ``len(occupation_prompts())`` → 40.
+    Taught in ``notebooks/07_decoding/try.ipynb``; used in ``09_compare_methods.ipynb``.
+    """
+    from .groups import HELDOUT_OCCUPATIONS, OCCUPATION_TEMPLATES_HELDOUT
+
+    occupations = list(HELDOUT_OCCUPATIONS if occupations is None else occupations)
+    templates = list(OCCUPATION_TEMPLATES_HELDOUT if templates is None else templates)
+    if not occupations or not templates:
+        raise ValueError("occupations and templates must both be non-empty lists")
+    bad = [t for t in templates if "{occupation}" not in t]
+    if bad:
+        raise ValueError(f"template {bad[0]!r} has no '{{occupation}}' slot")
+    return pd.DataFrame([{"prompt": t.format(occupation=o), "occupation": o, "template": t}
+                         for t in templates for o in occupations])
+
+
+def identity_prompts(axes: Sequence[str] = ("gender", "age"), templates="heldout", terms="heldout",
+                     induced: bool = True) -> pd.DataFrame:
+    """The toxicity prompt set: identity prompts of ``axes``, plain and (``induced=True``) after the inducing prefix.
+
+    Built from :func:`debias_utils.groups.prompts` axis after axis; the induced copy puts
+    :data:`debias_utils.gate_training.INDUCING_PREFIX` before every prompt. Column ``condition`` is ``"plain"`` or
+    ``"induced"``. Default: the held-out templates and terms of the gender and age axes — method 2's evaluation set.
+    Example: ``identity_prompts().condition.value_counts()`` → plain 28, induced 28.
+    Taught in ``notebooks/08_gate_attention/08_gate_attention.ipynb``; used in ``09_compare_methods.ipynb``.
+    """
+    from .gate_training import INDUCING_PREFIX
+    from .groups import prompts
+
+    if isinstance(axes, str):
+        axes = [axes]
+    if not axes:
+        raise ValueError("axes is empty; pass axes of debias_utils.groups.GROUP_TERMS, e.g. ['gender', 'age']")
+    base = pd.concat([prompts(axis, templates, terms) for axis in axes], ignore_index=True)
+    frames = [base.assign(condition="plain")]
+    if induced:
+        frames.append(base.assign(condition="induced", prompt=INDUCING_PREFIX + base["prompt"]))
+    return pd.concat(frames, ignore_index=True)
 
 
 def _as_records(prompts) -> pd.DataFrame:
@@ -41,9 +118,10 @@ def _as_records(prompts) -> pd.DataFrame:
 
 @torch.no_grad()
 def generate_continuations(model, tokenizer, prompts, n_samples: int = 1, max_new_tokens: int = 20,
-                           do_sample: bool = True, temperature: float = 1.0, top_p: float = 0.9,
-                           top_k: int = 0, batch_size: int = 16, seed: int = 0, logits_processor=None,
-                           progress: bool = True) -> pd.DataFrame:
+                           do_sample: bool = True, temperature: float = EVALUATION.temperature,
+                           top_p: float = EVALUATION.top_p, top_k: int = EVALUATION.top_k,
+                           batch_size: int = EVALUATION.batch_size, seed: int = EVALUATION.seed,
+                           logits_processor=None, progress: bool = True) -> pd.DataFrame:
     """Sample ``n_samples`` continuations per prompt with ``model.generate``; one row per continuation.
 
     ``prompts`` is a list of strings or a DataFrame with a ``prompt`` column; its other columns (group,
@@ -53,7 +131,7 @@ def generate_continuations(model, tokenizer, prompts, n_samples: int = 1, max_ne
     ``df.attrs["tokens_per_second"]`` holds the generation speed (new tokens, excluding padding after EOS).
 
     Reproducible: the seed is set once before the first batch, so the same prompts, batch size and
-    settings give the same text. ``logits_processor`` is a ``LogitsProcessorList`` (or one processor).
+    settings give the same text. The defaults are :data:`EVALUATION`'s. ``logits_processor`` is a ``LogitsProcessorList`` (or one processor).
     Example: ``generate_continuations(model, tok, ["The nurse said that"], n_samples=2, seed=0)``.
     """
     from transformers import LogitsProcessorList

@@ -1,7 +1,7 @@
 """Training the attention gates: the preference data, differentiable log-probabilities, the loss and the loop.
 
-Taught in ``notebooks/07_gate_attention/07_gate_attention.ipynb`` (the loss and every setting are explained in
-``notebooks/07_gate_attention/now.md``; ``scripts/train_gates.py`` makes the committed files in ``data/gates/``).
+Taught in ``notebooks/08_gate_attention/08_gate_attention.ipynb`` (the loss and every setting are explained in
+``notebooks/08_gate_attention/now.md``; ``scripts/train_gates.py`` makes the committed files in ``data/gates/``).
 The gates themselves (add, disable, fold, save / load) are in :mod:`debias_utils.gates`; this module imports it.
 
 * data — :data:`INDUCING_PREFIX` (the "induced" condition), :func:`neutral_texts` (ordinary sentences for the
@@ -34,7 +34,7 @@ from .gates import _chunks, _gates, gates_disabled, only_gates_train
 from .lm import document_start_id, pad_batch, pad_id_of
 
 #: Put before a prompt, this hostile opening makes SmolLM2's continuations toxic far more often (the
-#: "induced" condition); found by trying several prefixes in ``notebooks/07_gate_attention/now.md``.
+#: "induced" condition); found by trying several prefixes in ``notebooks/08_gate_attention/now.md``.
 INDUCING_PREFIX = "You stupid fucking idiot, shut up. "
 CORPUS_DIR = Path(__file__).resolve().parents[1] / "data" / "corpus"
 LOSS_TERMS = ("preference", "kl", "disparity", "gate")
@@ -48,7 +48,7 @@ def neutral_texts(split: str = "train", folder: str | Path | None = None, heldou
 
     Every ``heldout_every``-th paragraph is held out (``split="heldout"``), the rest is ``split="train"``;
     paragraphs are cut into sentences. Titles (short lines) are skipped.
-    Example: ``len(neutral_texts("heldout"))``. Taught in ``notebooks/07_gate_attention/07_gate_attention.ipynb``.
+    Example: ``len(neutral_texts("heldout"))``. Taught in ``notebooks/08_gate_attention/08_gate_attention.ipynb``.
     """
     if split not in ("train", "heldout"):
         raise ValueError(f"split must be 'train' or 'heldout', got {split!r}")
@@ -73,7 +73,7 @@ def preference_triples(continuations: pd.DataFrame, harmful_at: float = 0.5, ben
     are made: the most toxic continuations first, each with a benign one drawn at random. Returns columns
     ``prompt, benign, harmful, harmful_score, benign_score`` plus the other per-prompt columns of the input.
     Example: ``preference_triples(df).head()``. ``scripts/train_gates.py`` calls it to make
-    ``data/gates/triples.csv``, the file notebook 07 reads (its text explains the pairing).
+    ``data/gates/triples.csv``, the file notebook 08 reads (its text explains the pairing).
     """
     needed = {"prompt", "group", text_column, score_column}
     missing = needed - set(continuations.columns)
@@ -174,7 +174,7 @@ def kl_to_original(model, tokenizer, texts: Sequence[str], batch_size: int = 16)
     The original is the same model inside ``gates_disabled``; 0.0 means identical next-token
     distributions. ``texts`` must be a list of non-blank strings. Example:
     ``kl_to_original(model, tok, neutral_texts("heldout"))``.
-    Taught in ``notebooks/07_gate_attention/07_gate_attention.ipynb``.
+    Taught in ``notebooks/08_gate_attention/08_gate_attention.ipynb``.
     """
     _gates(model)
     texts = check_texts(texts, "texts", allow_blank=False)
@@ -243,7 +243,7 @@ def train_gates(model, tokenizer, triples, neutral_texts: Sequence[str], steps: 
     Training runs inside ``only_gates_train`` (every base weight frozen, eval mode; all restored
     afterwards). The model must have gates (``add_gates``); ``neutral_texts`` must be a list of non-blank
     strings when ``kl_weight > 0``. Example: ``hist = train_gates(model, tok, triples, neutral, steps=20)``.
-    Taught in ``notebooks/07_gate_attention/07_gate_attention.ipynb``.
+    Taught in ``notebooks/08_gate_attention/08_gate_attention.ipynb``.
     """
     gates = _gates(model)
     triples = _check_triples(triples)

@@ -1,7 +1,7 @@
 """Gated attention (门控注意力), the mechanism: a learned gate on every attention head's output, and its files.
 
-Taught in ``notebooks/07_gate_attention/07_gate_attention.ipynb`` (the method is written up beside it in
-``notebooks/07_gate_attention/now.md``). Here: the gate modules and the hooks that apply them, switching them
+Taught in ``notebooks/08_gate_attention/08_gate_attention.ipynb`` (the method is written up beside it in
+``notebooks/08_gate_attention/now.md``). Here: the gate modules and the hooks that apply them, switching them
 off (:func:`gates_disabled`), training only them (:func:`only_gates_train`), folding, reading / setting their
 values, saving / loading. Training (data, loss, loop) is in :mod:`debias_utils.gate_training`, head importance
 and head pruning in :mod:`debias_utils.pruning`; both import this module, never the other way round.
@@ -133,7 +133,7 @@ def has_gates(model) -> bool:
     """True if :func:`add_gates` (or :func:`load_gates`) has put gates on ``model``.
 
     Example: ``add_gates(model); has_gates(model)  # True``.
-    Taught in ``notebooks/07_gate_attention/07_gate_attention.ipynb``.
+    Taught in ``notebooks/08_gate_attention/08_gate_attention.ipynb``.
     """
     return isinstance(getattr(model, "attention_gates", None), AttentionGates)
 
@@ -182,7 +182,7 @@ def add_gates(model, kind: str = "head", layers: Iterable[int] | None = None) ->
     ``kind="head"`` learns one scalar per (layer, head); ``kind="token"`` learns a per-token gate from the
     layer's normalised input. ``layers=None`` gates every layer. Returns the gates (also
     ``model.attention_gates``). Example: ``add_gates(model, "head"); model.attention_gates["0"].z.shape``.
-    Taught in ``notebooks/07_gate_attention/07_gate_attention.ipynb``.
+    Taught in ``notebooks/08_gate_attention/08_gate_attention.ipynb``.
     """
     decoder_layers = _decoder_layers(model)
     if kind not in GATE_KINDS:
@@ -212,7 +212,7 @@ def gates_disabled(model):
     """Run the original model inside ``with gates_disabled(model):`` — gates stay attached but are skipped.
 
     Example: ``with gates_disabled(model): base_logits = model(ids).logits``.
-    Taught in ``notebooks/07_gate_attention/07_gate_attention.ipynb``.
+    Taught in ``notebooks/08_gate_attention/08_gate_attention.ipynb``.
     """
     gates = _gates(model)
     previous = gates.enabled
@@ -232,7 +232,7 @@ def only_gates_train(model):
     eval mode (no dropout, so the gated model is compared with the same deterministic original). On the way
     out — also after an exception — every parameter's ``requires_grad`` and the model's train / eval mode
     are restored, and the token gates' cached values are cleared. Example:
-    ``with only_gates_train(model) as gates: loss(model).backward()``. Notebook 07 meets it inside
+    ``with only_gates_train(model) as gates: loss(model).backward()``. Notebook 08 meets it inside
     ``train_gates`` and ``head_importance``, which both run in it.
     """
     gates = _gates(model)
@@ -256,7 +256,7 @@ def remove_gates(model) -> None:
     """Take the gates and their hooks off ``model``; it is the original model again.
 
     Example: ``remove_gates(model); has_gates(model)  # False``.
-    Taught in ``notebooks/07_gate_attention/07_gate_attention.ipynb``.
+    Taught in ``notebooks/08_gate_attention/08_gate_attention.ipynb``.
     """
     gates = _gates(model)
     for handle in gates.handles:
@@ -269,7 +269,7 @@ def gate_parameters(model) -> list[nn.Parameter]:
     """The trainable gate parameters (what ``train_gates`` optimises).
 
     Example: ``sum(p.numel() for p in gate_parameters(model))  # 270 head gates on SmolLM2``.
-    Taught in ``notebooks/07_gate_attention/07_gate_attention.ipynb``.
+    Taught in ``notebooks/08_gate_attention/08_gate_attention.ipynb``.
     """
     return list(_gates(model).parameters())
 
@@ -281,7 +281,7 @@ def fold_gates(model) -> None:
     ``o_proj(g * x) = (W * g) x`` column block by column block, so afterwards the model needs no hooks.
     Only ``kind="head"`` gates can be folded (token gates depend on the input).
     Example: ``fold_gates(model); has_gates(model)  # False``.
-    Taught in ``notebooks/07_gate_attention/07_gate_attention.ipynb``.
+    Taught in ``notebooks/08_gate_attention/08_gate_attention.ipynb``.
     """
     gates = _gates(model)
     if gates.kind != "head":
@@ -309,7 +309,7 @@ def gate_values(model, tokenizer=None, texts: Sequence[str] | None = None) -> np
     Head gates need no input. Token gates vary by token, so pass ``tokenizer`` and ``texts`` (a list of
     strings): the result is each gate's mean over all tokens of those texts.
     Example: ``gate_values(model).shape  # (30, 9)``.
-    Taught in ``notebooks/07_gate_attention/07_gate_attention.ipynb`` (the heat-map).
+    Taught in ``notebooks/08_gate_attention/08_gate_attention.ipynb`` (the heat-map).
     """
     gates = _gates(model)
     shape = _shape(model)
@@ -342,7 +342,7 @@ def set_head_gates(model, values: np.ndarray) -> None:
 
     ``g = 2 sigmoid(z)`` so ``z = logit(g / 2)``; ``g = 0`` gives ``z = -inf`` and switches a head off exactly.
     Example: ``v = np.ones((30, 9)); v[3, 4] = 0; set_head_gates(model, v)``.
-    ``zero_heads`` (the head-pruning baseline of notebook 07) switches heads off through it.
+    ``zero_heads`` (the head-pruning baseline of notebook 08) switches heads off through it.
     """
     gates = _gates(model)
     if gates.kind != "head":
@@ -365,7 +365,7 @@ def save_gates(model, path: str | Path, metadata: dict | None = None) -> Path:
 
     The file is small (270 floats for SmolLM2's head gates). ``metadata`` must be JSON-serialisable;
     use it for the training settings and loss history. Example: ``save_gates(model, "data/gates/x.pt")``.
-    ``scripts/train_gates.py`` writes the ``data/gates/*.pt`` files with it; notebook 07 loads them.
+    ``scripts/train_gates.py`` writes the ``data/gates/*.pt`` files with it; notebook 08 loads them.
     """
     gates = _gates(model)
     path = Path(path)
@@ -389,7 +389,7 @@ def read_gate_file(path: str | Path) -> dict:
     Anything :func:`save_gates` did not write (an empty or corrupt file, another torch file, an older or
     newer file format) is a ``ValueError`` that names the file. Tensors only: loading never runs pickled code.
     Example: ``read_gate_file("data/gates/smollm2_head.pt")["metadata"]["history"]``. ``load_gates``
-    (notebook 07) reads every file through it.
+    (notebook 08) reads every file through it.
     """
     path = Path(path)
     if not path.is_file():
@@ -427,7 +427,7 @@ def load_gates(model, path: str | Path) -> dict:
 
     The file's model shape is checked against ``model`` first, so a file trained for another model gives
     a clear error instead of a silent broadcast. Example: ``meta = load_gates(model, "data/gates/x.pt")``.
-    Taught in ``notebooks/07_gate_attention/07_gate_attention.ipynb``.
+    Taught in ``notebooks/08_gate_attention/08_gate_attention.ipynb``.
     """
     payload = read_gate_file(path)
     _decoder_layers(model)

@@ -1,6 +1,6 @@
 """Social groups, word lists, prompt templates and occupations — the course's own, self-written data.
 
-Taught in ``notebooks/05_bias_metrics.ipynb`` (and used by the decoding and gating notebooks).
+Taught in ``notebooks/06_bias_metrics.ipynb`` (and used by the decoding and gating notebooks).
 This module depends on nothing else in the package. Every list here was written for this course;
 the public benchmarks (BOLD, CrowS-Pairs, HolisticBias) are read by :mod:`debias_utils.data` instead.
 It is longer than the package's other modules on purpose: nearly all of it is data (word lists, templates,
@@ -315,7 +315,7 @@ def prompts(axis: str, templates="train", terms: dict[str, list[str]] | str | No
     in :data:`IDENTITY_TEMPLATES` (for a custom list: the position in that list). ``terms`` is ``None``
     (all terms of the axis), ``"train"`` / ``"heldout"`` (the term split) or ``{group: [terms]}``.
     Example: ``prompts("age", "train", "train").shape`` → ``(132, 6)`` (12 templates × 11 terms).
-    Taught in ``notebooks/05_bias_metrics.ipynb``.
+    Taught in ``notebooks/06_bias_metrics.ipynb``.
     """
     import pandas as pd
 

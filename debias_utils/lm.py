@@ -1,7 +1,7 @@
 """Language-model utilities: log-probabilities, cross-entropy, perplexity and a readable generation loop.
 
-Taught in ``notebooks/01_pretraining_loss.ipynb`` (log-probs, loss, perplexity) and
-``notebooks/03_generate.ipynb`` (the generation loop). Every function is batched and padding aware:
+Taught in ``notebooks/03_pretraining_loss.ipynb`` (log-probs, loss, perplexity) and
+``notebooks/04_generate.ipynb`` (the generation loop). Every function is batched and padding aware:
 texts of different lengths are stacked with the tokenizer's pad token (:func:`pad_batch`, the package's one
 padding helper) and the attention mask keeps pad positions out of both the model's attention and the averages.
 A text longer than the model's context is scored with a sliding window, as in transformers' perplexity guide.
@@ -79,7 +79,7 @@ def document_start_id(tokenizer) -> int:
 
     SmolLM2 (like GPT-2 and Qwen) was pretrained on documents joined by ``<|endoftext|>``; its BOS token
     ``<|im_start|>`` belongs to the chat format and makes the first token of plain text ~7x less likely on
-    average (1.95 nats over the 188 corpus paragraphs; measured in ``notebooks/01_pretraining_loss.ipynb``).
+    average (1.95 nats over the 188 corpus paragraphs; measured in ``notebooks/03_pretraining_loss.ipynb``).
     Other models fall back to BOS, then EOS.
     """
     # Look the token up in the vocabulary itself: SmolLM2's GGUF also names <|endoftext|> its unk token,
@@ -138,7 +138,7 @@ def token_logprobs(model, tokenizer, texts: Sequence[str], prefixes: Sequence[st
     A sequence longer than the model's context (``config.max_position_embeddings``) is scored with a sliding
     window that moves by ``stride`` tokens (default: half the context), so every token keeps at least half a
     context of history instead of positions the model never saw.
-    Taught in ``notebooks/03_generate.ipynb``.
+    Taught in ``notebooks/04_generate.ipynb``.
     """
     texts = check_texts(texts)
     batch_size = check_positive_int(batch_size, "batch_size")
@@ -178,7 +178,7 @@ def sequence_logprob(model, tokenizer, texts: Sequence[str], prefixes: Sequence[
                      batch_size: int = 16, progress: bool = False) -> np.ndarray:
     """Total log-probability ``log p(text | prefix)`` of each text (sum over its tokens).
 
-    Used for CrowS-Pairs and pronoun probabilities in ``notebooks/05_bias_metrics.ipynb``.
+    Used for CrowS-Pairs and pronoun probabilities in ``notebooks/06_bias_metrics.ipynb``.
     Example: ``sequence_logprob(m, t, [" Paris", " Rome"], ["The capital of France is"] * 2)``.
     """
     return np.array([lp.sum() for lp in token_logprobs(model, tokenizer, texts, prefixes, batch_size, progress)])
@@ -188,7 +188,7 @@ def mean_cross_entropy(model, tokenizer, texts: Sequence[str], prefixes: Sequenc
                        batch_size: int = 16, progress: bool = False) -> float:
     """Mean next-token cross-entropy in nats over *all scored tokens* of all texts (token-weighted).
 
-    This is the pretraining loss of ``notebooks/01_pretraining_loss.ipynb``; long texts weigh more than
+    This is the pretraining loss of ``notebooks/03_pretraining_loss.ipynb``; long texts weigh more than
     short ones, exactly as when the texts are concatenated into one evaluation stream.
     """
     texts = check_texts(texts)
@@ -203,7 +203,7 @@ def perplexity(model, tokenizer, texts: Sequence[str], prefixes: Sequence[str] |
     """Perplexity = exp(mean cross-entropy): the model's effective number of choices per token.
 
     ``per_text=True`` returns one perplexity per text (numpy array) instead of the pooled value.
-    Taught in ``notebooks/01_pretraining_loss.ipynb``.
+    Taught in ``notebooks/03_pretraining_loss.ipynb``.
     """
     if per_text:
         logps = token_logprobs(model, tokenizer, texts, prefixes, batch_size, progress)
@@ -222,7 +222,7 @@ def filter_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int | N
 
     Removed tokens get ``-inf`` so that softmax gives them probability 0. The order and the tie rules
     follow transformers' ``TemperatureLogitsWarper``, ``TopKLogitsWarper`` and ``TopPLogitsWarper``.
-    Taught in ``notebooks/03_generate.ipynb``.
+    Taught in ``notebooks/04_generate.ipynb``.
     """
     temperature = check_number(temperature, "temperature (for greedy decoding use do_sample=False)", 0,
                                low_open=True)
@@ -259,7 +259,7 @@ def generate_manual(model, tokenizer, prompts: Sequence[str], max_new_tokens: in
     With ``use_cache=True`` only the new token is fed to the model; the keys and values of earlier tokens
     come from the KV cache. Rows that produced EOS are padded afterwards, as ``model.generate`` does.
     Seed with :func:`debias_utils.set_seed` right before calling it to compare with ``model.generate``.
-    Taught in ``notebooks/03_generate.ipynb``.
+    Taught in ``notebooks/04_generate.ipynb``.
     """
     prompts = check_texts(prompts, "prompts")
     max_new_tokens = check_positive_int(max_new_tokens, "max_new_tokens")

@@ -1,7 +1,7 @@
 """A training-free baseline for the gates: first-order head importance and switching heads off (FASP-like).
 
-Taught in ``notebooks/07_gate_attention/07_gate_attention.ipynb`` (the head-pruning baseline; compared with
-the other methods in ``notebooks/08_compare_methods.ipynb``). The importance of head ``(l, h)`` is the
+Taught in ``notebooks/08_gate_attention/08_gate_attention.ipynb`` (the head-pruning baseline; compared with
+the other methods in ``notebooks/09_compare_methods.ipynb``). The importance of head ``(l, h)`` is the
 gradient of an objective with respect to a head gate at ``g = 1`` (:func:`head_importance`); the baseline
 switches off the heads that push the harmful-vs-benign margin most (:func:`top_heads`, :func:`zero_heads`),
 optionally protecting the heads ordinary language needs most. It uses the gate mechanism of
@@ -38,7 +38,7 @@ def head_importance(model, tokenizer, triples=None, texts: Sequence[str] | None 
     of the texts: large values mark heads the model needs for ordinary language, which FASP protects from
     pruning. The model must have no gates.
     Example: ``imp = head_importance(model, tok, triples); top_heads(imp, 3)``.
-    Taught in ``notebooks/07_gate_attention/07_gate_attention.ipynb``.
+    Taught in ``notebooks/08_gate_attention/08_gate_attention.ipynb``.
     """
     if (triples is None) == (texts is None):
         raise ValueError("pass either triples (harmful-vs-benign margin) or texts (language-model likelihood)")
@@ -80,7 +80,7 @@ def top_heads(importance: np.ndarray, k: int, exclude: Iterable[tuple[int, int]]
 
     Example: ``top_heads(np.array([[0.1, 0.5], [0.3, -1.0]]), 2)  # [(0, 1), (1, 0)]``.
     FASP-like use: ``top_heads(margin_imp, k, exclude=top_heads(lm_imp, 90))`` protects the 90 heads the
-    model needs most for ordinary text. Taught in ``notebooks/07_gate_attention/07_gate_attention.ipynb``.
+    model needs most for ordinary text. Taught in ``notebooks/08_gate_attention/08_gate_attention.ipynb``.
     """
     importance = np.asarray(importance)
     if importance.ndim != 2:
@@ -99,7 +99,7 @@ def zero_heads(model, heads: Sequence[tuple[int, int]]) -> None:
 
     The training-free baseline (FASP-like head pruning). Undo with ``remove_gates``.
     Example: ``zero_heads(model, [(3, 4), (10, 0)])``.
-    Taught in ``notebooks/07_gate_attention/07_gate_attention.ipynb``.
+    Taught in ``notebooks/08_gate_attention/08_gate_attention.ipynb``.
     """
     if not has_gates(model):
         add_gates(model, kind="head")

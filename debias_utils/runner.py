@@ -24,17 +24,20 @@ NOTEBOOKS = REPO / "notebooks"
 PRESETS: dict[str, dict[str, dict]] = {
     "quick": {},
     "full": {
-        "01_pretraining_loss": {"train_steps": 1000, "max_train_seconds": 600, "eval_every": 100, "eval_tokens": 400},
-        "02_tokenizer": {"num_merges": 500},
-        "03_generate": {"kv_new_tokens": 256, "max_new_tokens": 40, "n_samples": 5},
-        "04_finetuning": {"train_steps": 100},
-        "05_bias_metrics": {"terms_per_group": None, "n_samples": 25, "occupation_templates": "all",
-                            "crows_pairs": "benchmark"},
-        "06_try": {"n_samples": 8, "max_new_tokens": 16, "compare_samples": 2, "curve_prompts": 60,
+        "03_pretraining_loss": {"train_steps": 1000, "max_train_seconds": 600, "eval_every": 100, "eval_tokens": 400},
+        "01_tokenizer": {"num_merges": 500},
+        "04_generate": {"kv_new_tokens": 256, "max_new_tokens": 40, "n_samples": 5},
+        "05_finetuning": {"train_steps": 100},
+        "06_bias_metrics": {"terms_per_group": None, "n_samples": 25, "occupation_templates": "all",
+                            "crows_pairs": "benchmark",
+                            "axes": ["gender", "sex", "age", "race", "religion", "nationality", "disability",
+                                     "sexual_orientation"]},   # every axis of debias_utils.groups.GROUP_TERMS
+        "07_try": {"n_samples": 8, "max_new_tokens": 16, "compare_samples": 2, "curve_prompts": 60,
                    "curve_new_tokens": 6, "check_goal": True},
-        "07_gate_attention": {"n_samples": 10, "compare_token_gates": True, "n_importance": 64, "n_neutral": 200},
-        "08_compare_methods": {"occupation_samples": 8, "identity_samples": 4, "decoding_on_identity_prompts": True,
-                               "n_importance": 128, "n_neutral": 200},
+        "08_gate_attention": {"n_samples": 10, "compare_token_gates": True, "n_importance": 64, "n_neutral": 200},
+        # The same sample sizes as the full runs of 07 and 08, so that each row equals the notebook it comes from.
+        "09_compare_methods": {"occupation_samples": 8, "occupation_new_tokens": 16, "identity_samples": 10,
+                               "decoding_on_identity_prompts": True, "n_importance": 64, "n_neutral": 200},
     },
 }
 
@@ -62,14 +65,14 @@ def course_notebooks(root: Path | None = None) -> list[Path]:
 
 
 def notebook_name(path: Path) -> str:
-    """A notebook's short name: its chapter prefix and stem, e.g. ``06_decoding/try`` → ``06_try``."""
+    """A notebook's short name: its chapter prefix and stem, e.g. ``07_decoding/try`` → ``07_try``."""
     if path.parent.name[:2].isdigit() and not path.stem[:2].isdigit():
         return f"{path.parent.name[:2]}_{path.stem}"
     return path.stem
 
 
 def select(notebooks: list[Path], only: list[str] | None) -> list[Path]:
-    """Keep the notebooks whose name starts with one of ``only`` (e.g. ``["00", "05_bias"]``)."""
+    """Keep the notebooks whose name starts with one of ``only`` (e.g. ``["00", "06_bias"]``)."""
     if not only:
         return notebooks
     chosen = [p for p in notebooks if any(notebook_name(p).startswith(o) or p.stem == o for o in only)]
@@ -115,8 +118,13 @@ def _execute(run: NotebookRun, path: Path, parameters: dict, output: Path) -> No
 
 
 def run_course(preset: str = "quick", only: list[str] | None = None, output: str | Path | None = None,
-               notebooks: list[Path] | None = None, echo=print) -> tuple[list[NotebookRun], Path]:
-    """Execute the selected notebooks in order and write the report. Returns (runs, output folder)."""
+               notebooks: list[Path] | None = None, echo=print, record: str | Path | None = None,
+               command: str | None = None) -> tuple[list[NotebookRun], Path]:
+    """Execute the selected notebooks in order and write the report. Returns (runs, output folder).
+
+    ``record`` (``debias-llm run --record results``): also write each clean notebook's key numbers, with the
+    command, date, machine, versions and git commit, to ``record/<notebook>.json`` (:func:`record_results`).
+    """
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
     if notebooks is not None:
@@ -156,6 +164,10 @@ def run_course(preset: str = "quick", only: list[str] | None = None, output: str
         result_file = results_dir / f"{name}.json"
         if result_file.is_file():
             run.results = json.loads(result_file.read_text())
+        if record is not None and run.status == "ok" and run.results:
+            from .results import record_results
+
+            record_results(name, run.results, record, preset, run.seconds, command)
         echo(f"[{index}/{len(paths)}] {name}: {run.status} in {run.seconds:.0f} s" + (f" — {run.error}" if run.error else ""))
         runs.append(run)
     write_report(runs, out, preset)

@@ -1,6 +1,6 @@
 """Counting group words in text: the package's one word counter ("he", "her", "nurse" …, per social group).
 
-Taught in ``notebooks/06_decoding/try.ipynb``; the metrics (:func:`debias_utils.metrics.count_group_words`,
+Taught in ``notebooks/07_decoding/try.ipynb``; the metrics (:func:`debias_utils.metrics.count_group_words`,
 :func:`~debias_utils.metrics.male_share_ci`) and method 1's processor (:mod:`debias_utils.decoding`) count with
 it, so a word counted in one place is counted the same way everywhere. Depends only on :mod:`debias_utils.groups`.
 """
@@ -50,7 +50,7 @@ class WordCounter:
     ``.first_group(text)`` is the group of the first group word (or None). Multi-token words ("himself")
     and phrases ("young person") are counted like any other word: counting works on text, not token ids;
     where two entries overlap, the longer one wins.
-    Taught in ``notebooks/06_decoding/try.ipynb``.
+    Taught in ``notebooks/07_decoding/try.ipynb``.
     """
 
     def __init__(self, words: Mapping[str, Sequence[str]] | None = None):

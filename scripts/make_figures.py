@@ -1,4 +1,4 @@
-"""Draw the README's four schematic figures into ``readme_images/`` (or a folder you name).
+"""Draw the README's five schematic figures into ``readme_images/`` (or a folder you name).
 
     .venv/bin/python scripts/make_figures.py              # writes readme_images/*.png
     .venv/bin/python scripts/make_figures.py /tmp/figs    # writes somewhere else
@@ -10,12 +10,13 @@ matplotlib, with fixed settings and no metadata, so running the script twice giv
 practice for derived files); if it fails after you changed this script, run the command above and commit the
 new PNGs.
 
-Figures (each about 800 px wide, to read at README width):
+Figures (each 800 px wide, to read at README width):
 
 * ``transformer.png`` — a decoder-only transformer, and where the two debiasing methods act.
 * ``bias.png`` — the seed's bias definition ``D = Σ_g |T̄ − T_g|`` on a group bar chart.
 * ``decoding.png`` — method 1: next-token probabilities before / after the logits adjustment.
 * ``gates.png`` — method 2: a gate ``g = 2σ(z)`` on every head's output before ``o_proj``, and a gate heat-map.
+* ``stages.png`` — the four stages of bias mitigation (pre-, in-, intra-, post-processing) and where the course acts.
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch, Patch  #
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "readme_images"
 DPI = 100
-FIGURES = ("transformer.png", "bias.png", "decoding.png", "gates.png")
+FIGURES = ("transformer.png", "bias.png", "decoding.png", "gates.png", "stages.png")
 
 # One palette for all four figures.
 GREY = "#eceff1"
@@ -129,7 +130,7 @@ def draw_transformer():
             style="--" if method1 else "-", weight="bold" if i == 2 else "normal", lw=1.4 if method1 else 1.0)
         if i:
             arrow(ax, (xs[i - 1] + w, top_y + top_h / 2), (x, top_y + top_h / 2))
-    ax.text(xs[6] + w / 2, top_y + top_h + 1.3, "① method 1 (notebook 06)\nz′ = z + shift per word group",
+    ax.text(xs[6] + w / 2, top_y + top_h + 1.3, "① method 1 (notebook 07)\nz′ = z + shift per word group",
             ha="center", va="bottom", fontsize=7.5, color=RED_DARK, weight="bold")
     ax.text(xs[0], top_y + top_h + 1.3, "“The nurse said that”", ha="left", va="bottom",
             fontsize=7.5, color=NOTE)
@@ -185,7 +186,7 @@ def draw_transformer():
             fontsize=7.5, color=NOTE)
 
     gate_x = (spans[3][0] + spans[3][1]) / 2
-    ax.text(gate_x, 4.2, "② method 2 (notebook 07): gate g = 2σ(z) multiplies each head's output before "
+    ax.text(gate_x, 4.2, "② method 2 (notebook 08): gate g = 2σ(z) multiplies each head's output before "
             "o_proj;  z = 0 → g = 1 → the original model", ha="center", va="center", fontsize=7.5,
             color=ORANGE_DARK, weight="bold")
     arrow(ax, (gate_x, 5.6), (gate_x, cy - h / 2), color=ORANGE_DARK)
@@ -233,7 +234,7 @@ def draw_bias():
         (36, "    = " + " + ".join(f"{g:.2f}" for g in gaps) + f" = {gaps.sum():.2f}", dict(color=RED_DARK)),
         (25, "D = 0: every group gets the same toxicity.", {}),
         (18, "Larger D: the model treats groups less alike.", {}),
-        (7, "debias_utils.metrics.group_disparity, notebook 05", dict(color=NOTE, fontsize=7.5)),
+        (7, "debias_utils.metrics.group_disparity, notebook 06", dict(color=NOTE, fontsize=7.5)),
     ]
     for y, text, kw in lines:
         side.text(2, y, text, ha="left", va="center", **{"fontsize": 8.5, **kw})
@@ -308,7 +309,7 @@ def draw_decoding():
     fig.text(0.68, 0.25, f"male share so far {counts['male words'] / total:.2f} < target 0.50\n"
              f"→ this step aims at a male share of {target:.2f}\n   of the he/she probability mass",
              fontsize=7.5, va="top", color=EDGE)
-    fig.text(0.68, 0.8, "① method 1: adjust the logits\nwhile decoding, notebook 06", fontsize=8, va="bottom",
+    fig.text(0.68, 0.8, "① method 1: adjust the logits\nwhile decoding, notebook 07", fontsize=8, va="bottom",
              color=RED_DARK, weight="bold")
     stamp(fig)
     return fig
@@ -351,7 +352,7 @@ def draw_gates():
             color=ORANGE_DARK)
     ax.text(1.0, 8.6, "z = 0 → g = 1: the original model, exactly", fontsize=8)
     ax.text(1.0, 5.2, "g < 1 turns a head down; g = 0 prunes it", fontsize=8)
-    ax.text(1.0, 1.8, "② method 2: gated attention, notebook 07", fontsize=8, color=ORANGE_DARK, weight="bold")
+    ax.text(1.0, 1.8, "② method 2: gated attention, notebook 08", fontsize=8, color=ORANGE_DARK, weight="bold")
 
     gates = illustrative_gates()
     hm = fig.add_axes((0.55, 0.2, 0.33, 0.62))
@@ -373,12 +374,44 @@ def draw_gates():
 
 # ------------------------------------------------------------------------------------------------
 
+
+# ------------------------------------------------------------------------------------------------
+# 5. stages.png
+# ------------------------------------------------------------------------------------------------
+
+def draw_stages():
+    """The lab README's four stages of bias mitigation along the life of a model, and where the course acts."""
+    fig = plt.figure(figsize=(8, 3.1))
+    ax = canvas(fig, ylim=(0, 38.5))  # 800 x 310 px
+    steps = ["training data", "training", "model, while it\ngenerates", "generated text"]
+    stages = [("pre-processing", "augment or rebalance\nthe data (e.g. swap\n“he” ↔ “she”)", GREY, EDGE),
+              ("in-training", "change the loss or the\narchitecture (e.g. a\nfairness term)", GREY, EDGE),
+              ("intra-processing", "act at inference on a\ntrained model: ① adjust\nlogits, ② gate heads",
+               ORANGE, ORANGE_DARK),
+              ("post-processing", "rewrite the output\n(e.g. filter or\nparaphrase it)", GREY, EDGE)]
+    w, gap, x0 = 21.6, 3.6, 1.4
+    for i, (step, (name, example, face, edge)) in enumerate(zip(steps, stages)):
+        x = x0 + i * (w + gap)
+        box(ax, x, 25.0, w, 6.5, step, face=BLUE)
+        if i:
+            arrow(ax, (x - gap, 28.25), (x, 28.25))
+        ours = face == ORANGE
+        box(ax, x, 3.5, w, 15.5, f"{name}\n\n{example}", face=face, edge=edge, lw=1.5 if ours else 1.0,
+            weight="bold" if ours else "normal", size=7.6)
+        arrow(ax, (x + w / 2, 19.0), (x + w / 2, 25.0), color=edge, style="-")
+    ax.text(x0 + 2 * (w + gap) + w / 2, 1.2, "this course: notebooks 07 and 08", ha="center", va="center",
+            fontsize=7.5, color=ORANGE_DARK, weight="bold")
+    ax.text(x0, 34.5, "Four places to reduce bias (the lab README's mitigation stages)", ha="left", va="center",
+            fontsize=9, weight="bold", color=EDGE)
+    return fig
+
+
 DRAWERS = {"transformer.png": draw_transformer, "bias.png": draw_bias, "decoding.png": draw_decoding,
-           "gates.png": draw_gates}
+           "gates.png": draw_gates, "stages.png": draw_stages}
 
 
 def make_figures(out_dir=DEFAULT_OUT) -> list[Path]:
-    """Draw the four README figures into ``out_dir``; return the paths written.
+    """Draw the README figures into ``out_dir``; return the paths written.
 
     Example: ``make_figures("/tmp/figs")`` → ``[/tmp/figs/transformer.png, ...]``. Deterministic: the same
     matplotlib and numpy give byte-identical files (no timestamps, no "Software" tag).

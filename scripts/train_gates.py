@@ -17,7 +17,7 @@ head gates 262 s wall / 513 s CPU, token gates 288 s wall / 549 s CPU for the 40
 files (head bit-for-bit, token within 5e-7). The committed files record 2122 s and 427 s: they were trained on
 cores shared with other jobs (each file stores its own train_seconds).
 
-The method and the reasons behind every setting: notebooks/07_gate_attention/now.md.
+The method and the reasons behind every setting: notebooks/08_gate_attention/now.md.
 """
 from __future__ import annotations
 

@@ -30,7 +30,7 @@ def _course_code() -> dict[str, str]:
 
 
 def _resolve(pointer: str, code: dict[str, str]) -> list[str]:
-    """The notebooks a pointer names: a full path, a folder (``notebooks/07_gate_attention``) or a file name."""
+    """The notebooks a pointer names: a full path, a folder (``notebooks/08_gate_attention``) or a file name."""
     pointer = pointer.rstrip("/.")
     return [p for p in code if p == pointer or p.startswith(pointer + "/") or p.endswith("/" + pointer)]
 

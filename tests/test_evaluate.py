@@ -139,3 +139,28 @@ def test_save_figure_only_writes_into_a_results_folder(tmp_path):
     path = save_figure(fig, "05_line", tmp_path)
     assert path == tmp_path / "figures" / "05_line.png" and path.read_bytes()[:4] == b"\x89PNG"
     plt.close(fig)
+
+
+def test_the_shared_prompt_sets():
+    from debias_utils.evaluate import EVALUATION, identity_prompts, occupation_prompts
+    from debias_utils.gate_training import INDUCING_PREFIX
+    from debias_utils.groups import HELDOUT_OCCUPATIONS, OCCUPATION_TEMPLATES_HELDOUT, prompts
+
+    occ = occupation_prompts()
+    assert len(occ) == len(HELDOUT_OCCUPATIONS) * len(OCCUPATION_TEMPLATES_HELDOUT) == 40
+    assert occ["prompt"][1] == OCCUPATION_TEMPLATES_HELDOUT[0].format(occupation=HELDOUT_OCCUPATIONS[1])
+    ident = identity_prompts()
+    plain, induced = ident[ident.condition == "plain"], ident[ident.condition == "induced"]
+    assert plain["prompt"].tolist() == pd.concat([prompts(a, "heldout", "heldout") for a in ("gender", "age")])[
+        "prompt"].tolist()
+    assert induced["prompt"].tolist() == [INDUCING_PREFIX + p for p in plain["prompt"]]
+    assert set(identity_prompts(["religion"], induced=False)["condition"]) == {"plain"}
+    with pytest.raises(ValueError, match="no '{occupation}' slot"):
+        occupation_prompts(templates=["The {job} said"])
+    with pytest.raises(ValueError, match="unknown axis"):
+        identity_prompts(["height"])
+    # generate_continuations samples with the shared settings unless told otherwise
+    import inspect
+
+    defaults = {k: v.default for k, v in inspect.signature(generate_continuations).parameters.items()}
+    assert {k: defaults[k] for k in EVALUATION.sampling} == EVALUATION.sampling

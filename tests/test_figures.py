@@ -14,7 +14,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "make_figures.py"
 COMMITTED = REPO / "readme_images"
-FIGURES = ("transformer.png", "bias.png", "decoding.png", "gates.png")
+FIGURES = ("transformer.png", "bias.png", "decoding.png", "gates.png", "stages.png")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 REGENERATE = f"run `{sys.executable} scripts/make_figures.py` and commit readme_images/"
 
@@ -29,7 +29,7 @@ def png_size(path: Path) -> tuple[int, int]:
 
 @pytest.fixture(scope="module")
 def drawn(tmp_path_factory) -> Path:
-    """The four figures, drawn once by the script, run as a user would run it, into a fresh folder."""
+    """The figures, drawn once by the script, run as a user would run it, into a fresh folder."""
     out = tmp_path_factory.mktemp("figures")
     result = subprocess.run([sys.executable, str(SCRIPT), str(out)], capture_output=True, text=True,
                             timeout=120, cwd=REPO)

@@ -441,3 +441,55 @@ def test_count_group_words_takes_a_word_dictionary_and_counts_like_the_processor
     assert counts.to_dict("records")[0] == {"male": 2, "female": 2}
     with pytest.raises(ValueError, match="in both group"):
         M.count_group_words(texts, {"a": ["he"], "b": ["He"]})
+
+
+def test_fisher_ci_matches_the_formula_and_refuses_bad_input():
+    est = M.fisher_ci(0.8, 40)
+    half = 1.959963984540054 / np.sqrt(37)
+    assert est.value == 0.8 and est.low == pytest.approx(np.tanh(np.arctanh(0.8) - half))
+    assert est.high == pytest.approx(np.tanh(np.arctanh(0.8) + half)) and est.low < 0.8 < est.high
+    with pytest.raises(ValueError, match="at least 4 pairs"):
+        M.fisher_ci(0.5, 3)
+    with pytest.raises(ValueError, match="strictly between -1 and 1"):
+        M.fisher_ci(1.0, 10)
+
+
+def test_paired_difference_cancels_what_the_methods_share():
+    rng = np.random.default_rng(0)
+    difficulty = rng.uniform(0, 1, 60)                  # per prompt, shared by both methods
+    units = np.repeat(np.arange(60), 2)                  # two continuations per prompt
+    a = {"unit": units, "toxicity": np.repeat(difficulty, 2) + rng.normal(0, 0.01, 120)}
+    b = {"unit": units, "toxicity": a["toxicity"] - 0.05}   # the method lowers every score by 0.05
+    mean = lambda t: t["toxicity"].mean()
+    paired = M.paired_difference(mean, a, b, n_resamples=300)
+    assert paired.value == pytest.approx(-0.05) and paired.high < 0   # paired: clearly lower
+    assert M.verdict(paired) == "lower"
+    # Resampling the two methods independently would hide the same effect in the prompts' spread.
+    unpaired = M.bootstrap_ci(lambda s: s.mean(), b["toxicity"], n_resamples=300)
+    assert unpaired.high - unpaired.low > 5 * (paired.high - paired.low)
+    same = M.paired_difference(mean, a, a, n_resamples=50)
+    assert (same.value, same.low, same.high) == (0.0, 0.0, 0.0) and M.verdict(same) == "no evidence either way"
+    with pytest.raises(ValueError, match="same units"):
+        M.paired_difference(mean, a, {"unit": units + 1, "toxicity": b["toxicity"]})
+    with pytest.raises(ValueError, match="'unit' column"):
+        M.paired_difference(mean, {"toxicity": a["toxicity"]}, b)
+
+
+def test_weat_effect_size_ci_is_the_weat_effect_with_an_interval():
+    x, y, a, b = [[1, 0.1], [1, 0.3], [0.9, 0.0]], [[0.1, 1], [0.2, 0.9], [0.0, 1]], [[1, 0]], [[0, 1]]
+    est = M.weat_effect_size_ci(x, y, a, b, n_resamples=300)
+    assert est.value == pytest.approx(M.weat_from_vectors(x, y, a, b, n_permutations=10).effect_size)
+    assert est.low <= est.value <= est.high and est.value > 1
+    with pytest.raises(ValueError, match="at least 2 words"):
+        M.weat_effect_size_ci(x[:1], y, a, b)
+
+
+def test_paired_difference_resamples_within_strata():
+    # Two groups of three prompts; a disparity is defined only if both groups are present in every resample.
+    units = np.arange(6)
+    groups = np.array(["a", "a", "a", "b", "b", "b"])
+    a = {"unit": units, "stratum": groups, "group": groups, "toxicity": np.array([.1, .2, .3, .6, .7, .8])}
+    b = {**a, "toxicity": np.array([.1, .2, .3, .3, .4, .5])}
+    gap = lambda t: M.group_disparity(t["toxicity"], t["group"])
+    est = M.paired_difference(gap, a, b, n_resamples=200)
+    assert est.value == pytest.approx(0.2 - 0.5) and est.high < 0 and M.verdict(est) == "lower"   # D 0.5 -> 0.2

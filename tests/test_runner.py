@@ -35,7 +35,7 @@ def test_course_order_and_names():
     names = [notebook_name(p) for p in paths]
     assert names[0] == "00_overview" and names == sorted(names)
     assert not any("solutions" in p.parts for p in paths)
-    assert notebook_name(NOTEBOOKS / "06_decoding" / "try.ipynb") == "06_try"
+    assert notebook_name(NOTEBOOKS / "07_decoding" / "try.ipynb") == "07_try"
 
 
 def test_select_rejects_unknown_names():
@@ -196,3 +196,31 @@ def test_every_course_notebook_is_batch_ready():
         defined = _parameter_names(cells)
         assert {"seed", "results_dir"} <= defined, f"{path.name}: parameters must define seed and results_dir"
         assert "save_results(" in "".join(c.source for c in nb.cells), f"{path.name} never calls save_results"
+
+
+def test_record_writes_the_numbers_with_their_provenance(small_course, tmp_path):
+    from debias_utils.results import read_recorded
+
+    record = tmp_path / "results"
+    assert cli.main(["run", "--preset", "test", "--only", "00", "--output", str(tmp_path / "run"),
+                     "--record", str(record)]) == 0
+    saved = read_recorded(record / "00_first.json")
+    assert saved["numbers"] == {"length": 8, "word": "injected"} and saved["preset"] == "test"
+    assert saved["command"] == f"debias-llm run --preset test --only 00 --record {record}"
+    assert {"python", "torch", "transformers", "debias_utils"} <= set(saved["versions"])
+    assert len(saved["git_commit"].split("+")[0]) == 40 and "CPU cores" in saved["machine"]
+    assert sorted(p.name for p in record.iterdir()) == ["00_first.json"]   # only what ran
+
+
+def test_read_recorded_says_what_is_wrong(tmp_path):
+    from debias_utils.results import read_recorded
+
+    with pytest.raises(FileNotFoundError, match="debias-llm run --preset full --only 08 --record"):
+        read_recorded(tmp_path / "08_gate_attention.json")
+    bad = tmp_path / "09_x.json"
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        read_recorded(bad)
+    bad.write_text('{"numbers": {}}')
+    with pytest.raises(ValueError, match="is not a recorded result"):
+        read_recorded(bad)

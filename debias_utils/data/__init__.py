@@ -1,6 +1,6 @@
 """The public bias benchmarks: where their files come from (:mod:`.sources`) and how to read them (:mod:`.loaders`).
 
-Taught in ``notebooks/05_bias_metrics.ipynb``. ``from debias_utils.data import load_bold`` reads BOLD from the
+Taught in ``notebooks/06_bias_metrics.ipynb``. ``from debias_utils.data import load_bold`` reads BOLD from the
 cache (fetching it first when allowed); ``debias-llm download --benchmarks`` fills the cache.
 """
 from .loaders import (BOLD_DOMAINS, CROWS_BIAS_TYPES, CROWS_COLUMNS, DEBIASWE_FILES, HOLISTIC_BIAS_FILES,

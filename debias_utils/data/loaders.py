@@ -1,6 +1,6 @@
 """Loaders for the public bias benchmarks: BOLD, CrowS-Pairs, HolisticBias and the debiaswe word lists.
 
-Taught in ``notebooks/05_bias_metrics.ipynb``. Called without a path (``load_bold()``) a loader reads the cached
+Taught in ``notebooks/06_bias_metrics.ipynb``. Called without a path (``load_bold()``) a loader reads the cached
 copy, fetching it first unless ``DEBIAS_LLM_OFFLINE=1`` (see :mod:`debias_utils.data.sources`); an explicit path
 reads your own copy. Each loader checks the file's shape and says what it expected when the file is not what
 it should be. Nothing here knows about models.
@@ -58,7 +58,8 @@ def load_bold(path_or_dir=None, domains=None) -> pd.DataFrame:
     some of :data:`BOLD_DOMAINS` (default: all five when a folder is given). One row per prompt; ``name`` is
     BOLD's entity, e.g. ``"Jacob_Zachar"``.
     Example: ``load_bold(domains=["gender"]).group.value_counts()`` → American_actors 2048, American_actresses 1156.
-    Used by ``benchmarks/bold_toxicity.py``.
+    Taught in ``notebooks/06_bias_metrics.ipynb`` (which groups the course covers); used by
+    ``benchmarks/bold_toxicity.py`` and the audit.
     """
     path = fetch_benchmark("bold") if path_or_dir is None else Path(path_or_dir)
     if isinstance(domains, str):
@@ -119,7 +120,7 @@ def load_crows_pairs(path=None) -> pd.DataFrame:
     columns of the original file (``annotations``, ``anon_writer``, ``anon_annotators``) are kept.
     ``path`` is the CSV (or a folder holding it); ``None`` reads the cached copy (:func:`fetch_benchmark`).
     Example: ``len(load_crows_pairs())`` → 1508.
-    Taught in ``notebooks/05_bias_metrics.ipynb``.
+    Taught in ``notebooks/06_bias_metrics.ipynb``.
     """
     path = fetch_benchmark("crows-pairs") if path is None else Path(path)
     if path.is_dir():
@@ -197,7 +198,7 @@ def load_holistic_bias(directory=None, version: str = "v1.0") -> HolisticBias:
     ``directory`` is the ``dataset`` folder holding ``v1.0/`` and ``v1.1/`` (or a version folder itself);
     ``None`` reads the cached copy (:func:`fetch_benchmark`). ``version`` is one of :data:`HOLISTIC_BIAS_VERSIONS`.
     Example: ``hb = load_holistic_bias(version="v1.1"); len(hb.axes)`` → 13.
-    Tested in ``tests/test_data.py`` on the real files.
+    Taught in ``notebooks/06_bias_metrics.ipynb`` (which groups the course covers); used by the audit.
     """
     if version not in HOLISTIC_BIAS_VERSIONS:
         raise ValueError(f"unknown HolisticBias version {version!r}; choose from {list(HOLISTIC_BIAS_VERSIONS)}")

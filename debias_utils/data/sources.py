@@ -1,6 +1,6 @@
 """Where the public bias benchmarks come from: a registry of pinned files, and fetching them into the cache.
 
-Taught in ``notebooks/05_bias_metrics.ipynb``. Four public data sets, each a few files at a pinned commit of its
+Taught in ``notebooks/06_bias_metrics.ipynb``. Four public data sets, each a few files at a pinned commit of its
 GitHub repository, with sha256 and licence (:data:`BENCHMARKS`): BOLD, CrowS-Pairs, HolisticBias v1.0 / v1.1
 and the debiaswe word lists. ``debias-llm download --benchmarks`` (or :func:`download_benchmarks`) fetches them
 into ``$DEBIAS_LLM_CACHE/benchmarks/`` from ``https://raw.githubusercontent.com/<repository>/<commit>/<path>``,

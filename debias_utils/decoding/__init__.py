@@ -1,6 +1,6 @@
 """Decoding adjustment (解码修改): logits processors that balance social groups while the model generates.
 
-Taught in ``notebooks/06_decoding/try.ipynb``. The idea: with two groups (men, women), before each next
+Taught in ``notebooks/07_decoding/try.ipynb``. The idea: with two groups (men, women), before each next
 token look at how many male and female words have been generated so far and adjust the logits (调整
 logits) so that what comes out is balanced. The processors are ``transformers.LogitsProcessor`` objects, so
 they plug into ``model.generate(logits_processor=LogitsProcessorList([...]))`` and into

@@ -1,6 +1,6 @@
 """The logits processor that balances group words while the model generates: :class:`GroupBalanceProcessor`.
 
-Taught in ``notebooks/06_decoding/try.ipynb``. It is thin on purpose: it reads the token ids that
+Taught in ``notebooks/07_decoding/try.ipynb``. It is thin on purpose: it reads the token ids that
 ``generate`` hands it, keeps the counts in a :class:`~debias_utils.decoding.state.BalanceState`, asks the
 chosen rule (:mod:`debias_utils.decoding.rules`) for one shift per group, and adds the shifts to the logits.
 """
@@ -68,7 +68,7 @@ class GroupBalanceProcessor(LogitsProcessor):
         model.generate(**batch, do_sample=True, logits_processor=LogitsProcessorList([proc]))
         proc.stats()   # counts per group, share of steps intervened, mean KL per intervened step
 
-    Taught in ``notebooks/06_decoding/try.ipynb``.
+    Taught in ``notebooks/07_decoding/try.ipynb``.
 
     *Rule*: ``rule`` names a class of :data:`~debias_utils.decoding.RULES` ("static", "proportional",
     "integral", "kl" — the default — or "quota"); ``strength`` is its one knob (0 is always the identity) and

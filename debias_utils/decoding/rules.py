@@ -1,6 +1,6 @@
 """The five update rules of :class:`~debias_utils.decoding.GroupBalanceProcessor`, one small class each.
 
-Taught in ``notebooks/06_decoding/try.ipynb``. A rule turns the group words counted so far and the
+Taught in ``notebooks/07_decoding/try.ipynb``. A rule turns the group words counted so far and the
 next-token group masses into one logit shift per group: ``rule.shift(counts, log_mass)`` with both ``(B, K)``
 (``K`` groups) gives the ``(B, K)`` shifts ``s_g`` that the processor adds to every steerable token of group
 ``g``. Rules know nothing about tokenizers or batches, so each can be checked on hand-made tensors.
@@ -49,7 +49,7 @@ def kl_shift(log_mass: torch.Tensor, target: torch.Tensor, keep_total: bool = Fa
     well (a second linear constraint): ``s_g = log(r_g P_G / P_g)``, i.e. ``Q_g = r_g P_G``.
     ``log_mass`` and ``target`` are ``(..., K)``; rows of ``target`` sum to 1 and are > 0.
     Example: ``kl_shift(torch.log(torch.tensor([0.4, 0.1])), torch.tensor([0.5, 0.5]))`` →
-    ``[-0.693, 0.693]``. Taught in ``notebooks/06_decoding/try.ipynb``.
+    ``[-0.693, 0.693]``. Taught in ``notebooks/07_decoding/try.ipynb``.
     """
     log_ratio = torch.log(target) - log_mass
     if keep_total:
@@ -62,7 +62,7 @@ def shifted_kl(log_mass: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
 
     Only group masses are needed: ``Z = 1 − P_G + sum_g P_g e^{s_g}`` and ``KL = sum_g Q_g s_g − log Z``
     with ``Q_g = P_g e^{s_g} / Z``. Example: ``shifted_kl(torch.log(torch.tensor([0.5])), torch.tensor([0.]))`` → 0.
-    Used for the processor's "mean KL per intervened step"; taught in ``notebooks/06_decoding/try.ipynb``.
+    Used for the processor's "mean KL per intervened step"; taught in ``notebooks/07_decoding/try.ipynb``.
     """
     rest = torch.log1p(-log_mass.exp().sum(-1).clamp(max=1.0))
     moved = log_mass + shift
@@ -97,7 +97,7 @@ class Rule:
 
     Subclasses set ``name``, ``options`` (their own keyword arguments) and ``max_strength``, check their
     options in ``__init__`` and implement :meth:`shift`. The rules' arithmetic is ``teaching_shift`` in
-    section 3 of ``notebooks/06_decoding/try.ipynb``, which reaches them as ``GroupBalanceProcessor(rule=...)``.
+    section 3 of ``notebooks/07_decoding/try.ipynb``, which reaches them as ``GroupBalanceProcessor(rule=...)``.
     """
 
     name = ""

@@ -1,7 +1,7 @@
 """The Self-Debiasing baseline of Schick, Udupa & Schütze (2021) as a logits processor.
 
-Taught in ``notebooks/06_decoding/try.ipynb`` (the baseline the word-balancing processor is compared with)
-and used in ``notebooks/08_compare_methods.ipynb``.
+Taught in ``notebooks/07_decoding/try.ipynb`` (the baseline the word-balancing processor is compared with)
+and used in ``notebooks/09_compare_methods.ipynb``.
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ class SelfDebiasProcessor(LogitsProcessor):
     ``p̃(w) ∝ p(w) · max(ε, exp(−λ · max(0, p_bias(w) − p(w))))`` (Schick et al. 2021, eq. 3, with their
     λ = 50). Costs one extra forward pass per step (its own KV cache).
     Example: ``SelfDebiasProcessor(model, tok)`` in ``model.generate(logits_processor=...)``.
-    Taught in ``notebooks/06_decoding/try.ipynb``.
+    Taught in ``notebooks/07_decoding/try.ipynb``.
     """
 
     def __init__(self, model, tokenizer, prefix: str = SELF_DEBIAS_PREFIX, decay: float = 50.0,

@@ -1,6 +1,6 @@
 """What :class:`~debias_utils.decoding.GroupBalanceProcessor` remembers: group words counted and rows locked.
 
-Taught in ``notebooks/06_decoding/try.ipynb``. :class:`BalanceState` works on text, not token ids — the
+Taught in ``notebooks/07_decoding/try.ipynb``. :class:`BalanceState` works on text, not token ids — the
 processor decodes the new tokens and hands over the pieces — so it can be driven and tested without a
 tokenizer or a model (as transformers keeps a processor's state in a class of its own, e.g. the state of
 ``SynthIDTextWatermarkLogitsProcessor``).
@@ -29,7 +29,7 @@ class BalanceState:
 
     A *batch* is the rows of one ``generate`` call. Rows whose prompt already names a group are *untouched*:
     not counted, never steered. A row is *locked* to the group of its first group word (recomputed from the
-    whole text, so " he" followed by "r" becomes "her"). Section 4 of ``notebooks/06_decoding/try.ipynb``
+    whole text, so " he" followed by "r" becomes "her"). Section 4 of ``notebooks/07_decoding/try.ipynb``
     explains batches and locks; there it is read through ``proc.stats()`` and ``proc.counts``.
     """
 

@@ -1,6 +1,6 @@
 """Group words → the token ids a logits processor can steer (whole words spelled by one token).
 
-Taught in ``notebooks/06_decoding/try.ipynb``. Counting words in text is not here: that is
+Taught in ``notebooks/07_decoding/try.ipynb``. Counting words in text is not here: that is
 :class:`debias_utils.words.WordCounter`, the package's one word counter.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ def word_variants(word: str) -> list[str]:
 
     The bare lower-case form (``"he"``) is left out on purpose: as a token it mostly continues another
     word (``"t" + "he"`` is "the"), so steering it would steer the wrong thing.
-    Example: ``word_variants("she")`` → ``[' she', ' She', 'She']``. Taught in ``notebooks/06_decoding/try.ipynb``.
+    Example: ``word_variants("she")`` → ``[' she', ' She', 'She']``. Taught in ``notebooks/07_decoding/try.ipynb``.
     """
     cap = word[:1].upper() + word[1:]
     return list(dict.fromkeys([" " + word, " " + cap, cap]))
@@ -28,7 +28,7 @@ def group_token_ids(tokenizer, groups: Mapping[str, Sequence[str]] | None = None
     :func:`word_variants`; ``steerable[g]`` the words with at least one such token; ``count_only[g]`` the
     words that always need several tokens — still counted in text, but not steerable.
     Example: ``ids, ok, multi = group_token_ids(tok, {"male": ["he", "himself"], "female": ["she"]})``.
-    Taught in ``notebooks/06_decoding/try.ipynb``.
+    Taught in ``notebooks/07_decoding/try.ipynb``.
     """
     groups = check_word_groups(groups)
     token_ids: dict[str, list[int]] = {}

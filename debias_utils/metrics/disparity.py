@@ -1,6 +1,6 @@
 """Group disparity and its intervals: how far apart social groups' mean scores are, and how sure we are.
 
-Taught in ``notebooks/05_bias_metrics.ipynb``. These functions take a score per text and a group label per
+Taught in ``notebooks/06_bias_metrics.ipynb``. These functions take a score per text and a group label per
 text — never a model: :func:`group_disparity` (the lab README's D), :func:`disparity_within_axes`,
 :func:`max_min_gap`, :func:`min_max_ratio`, :func:`group_means`; the intervals :func:`bootstrap_ci` and
 :func:`proportion_estimate` return an :class:`Estimate`. A disparity needs at least two groups: with one there is
@@ -55,7 +55,7 @@ def group_disparity(scores, groups, reference: str = "mean_of_group_means") -> f
     * sample mean T̄ = 3.0 / 6 = 0.5 → D = 0.3 + 0.3 + 0.1 = 0.7
 
     ``group_disparity([.9, .7, .2, .3, .5, .4], list("AABCCC"))`` → 0.6667. 0 means no disparity.
-    Taught in ``notebooks/05_bias_metrics.ipynb``.
+    Taught in ``notebooks/06_bias_metrics.ipynb``.
     """
     if reference not in _REFERENCES:
         raise ValueError(f"reference={reference!r}; choose 'mean_of_group_means' (seed) or 'sample_mean' (FASP)")
@@ -81,7 +81,7 @@ def disparity_within_axes(scores, groups, axis_of: Mapping[str, str] | None = No
     :data:`debias_utils.groups.GROUP_TERMS`. Example with the gender groups man/woman and the age groups
     young/old: ``disparity_within_axes([.2, .4, .1, .1], ["man", "woman", "young", "old"])`` →
     D_gender 0.2 + D_age 0.0 = 0.2. Works as the ``statistic`` of :func:`bootstrap_ci`.
-    Taught in ``notebooks/07_gate_attention/07_gate_attention.ipynb``; used in ``08_compare_methods.ipynb``.
+    Taught in ``notebooks/08_gate_attention/08_gate_attention.ipynb``; used in ``09_compare_methods.ipynb``.
     """
     x = _as_scores(scores)
     labels = _as_labels(groups, len(x))
@@ -103,7 +103,7 @@ def max_min_gap(scores, groups) -> float:
     """Largest minus smallest group mean score (0 = all groups alike).
 
     Example: ``max_min_gap([.9, .7, .2, .3, .5, .4], list("AABCCC"))`` → 0.8 − 0.2 = 0.6.
-    Taught in ``notebooks/05_bias_metrics.ipynb``.
+    Taught in ``notebooks/06_bias_metrics.ipynb``.
     """
     _, parts = _split_groups(scores, groups, "max_min_gap")
     means = [p.mean() for p in parts]
@@ -177,7 +177,7 @@ def bootstrap_ci(statistic: Callable, scores, groups=None, n_resamples: int = 10
     Note: a disparity is never negative, so with little data its bootstrap distribution sits above the
     true value — read a small D with a wide interval as "no evidence of disparity", not as "some bias".
     Example: ``bootstrap_ci(group_disparity, scores, groups)`` → ``Estimate(value=0.67, low=.., high=..)``.
-    Taught in ``notebooks/05_bias_metrics.ipynb``.
+    Taught in ``notebooks/06_bias_metrics.ipynb``.
     """
     if not callable(statistic):
         raise TypeError("statistic must be a function of (scores, groups), e.g. group_disparity")
@@ -254,7 +254,7 @@ def group_means(scores, groups, confidence: float = 0.95, method: str = "t", n_r
     never leaves the range of the observed scores — prefer it for small groups of skewed scores such as
     toxicity, where a t interval can dip below 0.
     Example: ``group_means([.9, .7, .3, .5, .4], list("AACCC"))`` → A: mean 0.8, C: mean 0.4.
-    Taught in ``notebooks/05_bias_metrics.ipynb``.
+    Taught in ``notebooks/06_bias_metrics.ipynb``.
     """
     if method not in ("t", "bootstrap"):
         raise ValueError(f"method={method!r}; choose 't' or 'bootstrap'")
@@ -291,3 +291,86 @@ def proportion_estimate(successes: int, trials: int, confidence: float = 0.95) -
     test = stats.binomtest(int(successes), int(trials), 0.5)
     ci = test.proportion_ci(confidence_level=confidence, method="exact")
     return Estimate(successes / trials, float(ci.low), float(ci.high), confidence), float(test.pvalue)
+
+
+def fisher_ci(r: float, n: int, confidence: float = 0.95) -> Estimate:
+    """The Fisher-z interval of a Pearson correlation ``r`` measured on ``n`` pairs: tanh(atanh(r) ± z/√(n − 3)).
+
+    Example: ``fisher_ci(0.8, 40)`` → ``Estimate(0.8, 0.65, 0.89)``. Used by :mod:`debias_utils.audit` for the
+    occupation → pronoun correlation.
+    """
+    if not isinstance(n, (int, np.integer)) or n < 4:
+        raise ValueError(f"a correlation interval needs at least 4 pairs, got n={n!r}")
+    if not -1 < r < 1:
+        raise ValueError(f"r must lie strictly between -1 and 1, got {r}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    half = stats.norm.ppf((1 + confidence) / 2) / math.sqrt(n - 3)
+    z = math.atanh(r)
+    return Estimate(float(r), math.tanh(z - half), math.tanh(z + half), confidence)
+
+
+def paired_difference(statistic: Callable, a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray],
+                      n_resamples: int = 1000, seed: int = 0, confidence: float = 0.95) -> Estimate:
+    """``statistic(b) − statistic(a)`` with a *paired* bootstrap interval: the same units are resampled for both.
+
+    ``a`` and ``b`` are column tables (``{name: array}``) of two methods evaluated on the same units — prompts,
+    sentence pairs, sentences — with a ``"unit"`` column saying which unit each row belongs to (a unit may have
+    several rows, e.g. several continuations of one prompt). Each resample draws units with replacement and
+    evaluates the statistic on both methods' rows of those units, so what the two methods share (the prompt's
+    difficulty) cancels out of the difference. With a ``"stratum"`` column (e.g. the social group of a prompt)
+    units are resampled within each stratum, so every group keeps its size — as :func:`bootstrap_ci` does — and a
+    disparity between groups is defined in every resample. ``statistic`` takes such a table and returns a float.
+    Example: ``paired_difference(lambda t: t["toxicity"].mean(), original, gated)`` → Estimate(−0.05, −0.08, −0.02).
+    Used by :mod:`debias_utils.audit` for its comparison of every method with the original.
+    """
+    if not callable(statistic):
+        raise TypeError("statistic must be a function of a column table {name: array}")
+    if not isinstance(n_resamples, int) or n_resamples < 10:
+        raise ValueError(f"n_resamples must be an int >= 10, got {n_resamples!r}")
+    tables = []
+    for name, table in (("a", a), ("b", b)):
+        if "unit" not in table:
+            raise ValueError(f"table {name} needs a 'unit' column saying which unit (prompt, pair, …) each row is")
+        columns = {k: np.asarray(v) for k, v in table.items()}
+        lengths = {len(v) for v in columns.values()}
+        if len(lengths) != 1 or 0 in lengths:
+            raise ValueError(f"table {name}'s columns must be non-empty and of one length, got {sorted(lengths)}")
+        tables.append(columns)
+    units = pd.unique(tables[0]["unit"])
+    if set(units) != set(pd.unique(tables[1]["unit"])):
+        raise ValueError("a paired comparison needs both methods evaluated on the same units")
+    rows = [{u: np.flatnonzero(t["unit"] == u) for u in units} for t in tables]
+    if "stratum" in tables[0]:
+        stratum_of = dict(zip(tables[0]["unit"], tables[0]["stratum"]))
+        strata = [np.array([u for u in units if stratum_of[u] == s], dtype=units.dtype)
+                  for s in pd.unique(tables[0]["stratum"])]
+    else:
+        strata = [units]
+    value = float(statistic(tables[1]) - statistic(tables[0]))
+    if not math.isfinite(value):
+        raise ValueError(f"the statistic gave {value} on the data itself")
+    rng = np.random.default_rng(seed)
+    diffs = np.empty(n_resamples)
+    for r in range(n_resamples):
+        pick = np.concatenate([group[rng.integers(0, len(group), size=len(group))] for group in strata])
+        parts = []
+        for t, index in zip(tables, rows):
+            idx = np.concatenate([index[u] for u in pick])
+            parts.append(statistic({k: v[idx] for k, v in t.items()}))
+        diffs[r] = parts[1] - parts[0]
+    alpha = (1 - confidence) / 2
+    low, high = (float(v) for v in np.nanquantile(diffs, [alpha, 1 - alpha]))
+    return Estimate(value, low, high, confidence)
+
+
+def verdict(difference: Estimate) -> str:
+    """"lower", "higher" or "no evidence either way": where the interval of a difference lies with respect to 0.
+
+    Example: ``verdict(Estimate(-0.05, -0.08, -0.02))`` → "lower". Used by :mod:`debias_utils.audit`.
+    """
+    if difference.high < 0:
+        return "lower"
+    if difference.low > 0:
+        return "higher"
+    return "no evidence either way"

@@ -1,6 +1,6 @@
 """Embedding-based tests: WEAT (Caliskan et al. 2017) on word vectors and SEAT (May et al. 2019) on sentences.
 
-Taught in ``notebooks/05_bias_metrics.ipynb``: :func:`weat_from_vectors` (the statistic on given vectors),
+Taught in ``notebooks/06_bias_metrics.ipynb``: :func:`weat_from_vectors` (the statistic on given vectors),
 :func:`word_embeddings`, :func:`sentence_embeddings` and :func:`weat` (the model's own representations).
 """
 from __future__ import annotations
@@ -42,7 +42,7 @@ def weat_from_vectors(x, y, a, b, n_permutations: int = 10000, seed: int = 0) ->
     observed one, counted as (1 + #≥) / (1 + n_permutations). Positive: x is closer to a, y to b.
     Example: ``weat_from_vectors([[1, 0], [1, 1]], [[0, 1]], [[1, 0]], [[0, 1]]).effect_size`` → 1.5
     (s = 1, 0 for x and −1 for y; (0.5 − (−1)) / std(1, 0, −1) = 1.5; p ≈ 1/3, one of three splits).
-    Taught in ``notebooks/05_bias_metrics.ipynb``.
+    Taught in ``notebooks/06_bias_metrics.ipynb``.
     """
     x, y, a, b = (_matrix(v, n) for v, n in zip((x, y, a, b), "xyab"))
     dims = {m.shape[1] for m in (x, y, a, b)}
@@ -74,7 +74,7 @@ def word_embeddings(model, tokenizer, words: Sequence[str], leading_space: bool 
     ``leading_space=True`` embeds " word" — the form a word takes inside a sentence for BPE tokenizers
     like SmolLM2's (" nurse" is one token, "nurse" at the start of a text may split differently).
     Example: ``word_embeddings(m, tok, ["he", "she"]).shape`` → (2, 576).
-    Taught in ``notebooks/05_bias_metrics.ipynb``.
+    Taught in ``notebooks/06_bias_metrics.ipynb``.
     """
     import torch
 
@@ -131,7 +131,7 @@ def weat(model, tokenizer, X, Y, A, B, n_permutations: int = 10000, seed: int = 
     ``level="sentence"``: SEAT style — each word is placed in every template (default
     :data:`SEAT_TEMPLATES`, "This is {word}.") and each sentence's mean last hidden state is one member of
     its set. Example: ``weat(m, tok, *WEAT_TESTS["weat6_names_career_family"])``.
-    Taught in ``notebooks/05_bias_metrics.ipynb``.
+    Taught in ``notebooks/06_bias_metrics.ipynb``.
     """
     sets = [check_texts(s, name) for s, name in zip((X, Y, A, B), "XYAB")]
     if level == "word":
@@ -145,3 +145,38 @@ def weat(model, tokenizer, X, Y, A, B, n_permutations: int = 10000, seed: int = 
     else:
         raise ValueError(f"level={level!r}; choose 'word' (input embeddings) or 'sentence' (SEAT)")
     return weat_from_vectors(*vectors, n_permutations=n_permutations, seed=seed)
+
+
+def weat_effect_size_ci(x, y, a, b, n_resamples: int = 1000, seed: int = 0, confidence: float = 0.95):
+    """WEAT's effect size with a bootstrap interval over the target words (x and y resampled separately).
+
+    The attribute sets stay fixed: the interval says how much the effect depends on which target words were
+    chosen. Returns a :class:`~debias_utils.metrics.Estimate`. Example:
+    ``weat_effect_size_ci(*(word_embeddings(m, tok, s) for s in WEAT_TESTS["weat6_names_career_family"]))``.
+    Used by :mod:`debias_utils.audit`.
+    """
+    from .disparity import Estimate
+
+    x, y, a, b = (_matrix(v, n) for v, n in zip((x, y, a, b), "xyab"))
+    if len(x) < 2 or len(y) < 2:
+        raise ValueError("a bootstrap over target words needs at least 2 words in x and in y")
+
+    def association(w):
+        return (w @ a.T).mean(axis=1) - (w @ b.T).mean(axis=1)
+
+    sx, sy = association(x), association(y)
+
+    def effect(px, py):
+        pooled = np.concatenate([px, py])
+        sd = pooled.std(ddof=1)
+        return (px.mean() - py.mean()) / sd if sd > 0 else np.nan
+
+    value = effect(sx, sy)
+    if not np.isfinite(value):
+        raise ValueError("every target word has the same association s(w), so the effect size is 0/0")
+    rng = np.random.default_rng(seed)
+    draws = np.array([effect(sx[rng.integers(0, len(sx), len(sx))], sy[rng.integers(0, len(sy), len(sy))])
+                      for _ in range(n_resamples)])
+    alpha = (1 - confidence) / 2
+    low, high = (float(v) for v in np.nanquantile(draws, [alpha, 1 - alpha]))
+    return Estimate(float(value), low, high, confidence)

@@ -1,6 +1,6 @@
 """Probability-based probes: what likelihoods the model gives to stereotyped and anti-stereotyped text.
 
-Taught in ``notebooks/05_bias_metrics.ipynb``. These take ``(model, tokenizer)`` and use
+Taught in ``notebooks/06_bias_metrics.ipynb``. These take ``(model, tokenizer)`` and use
 :mod:`debias_utils.lm`: :func:`crows_pairs_score` / :func:`crows_summary` (CrowS-Pairs, Nangia et al. 2020) and
 :func:`pronoun_probabilities` / :func:`pronoun_correlation` (" he" vs " she" after occupations, against labour
 statistics).
@@ -48,7 +48,7 @@ def crows_pairs_score(model, tokenizer, pairs, batch_size: int = 32, length_norm
     (:func:`debias_utils.data.load_crows_pairs`, or :data:`debias_utils.groups.CROWS_STYLE_PAIRS`).
     Example: ``crows_pairs_score(model, tok, CROWS_STYLE_PAIRS).score`` → an :class:`Estimate`; for
     SmolLM2-135M-Instruct it measured 0.575 [0.409, 0.730] on those 40 pairs (too few to tell from 50 %).
-    Taught in ``notebooks/05_bias_metrics.ipynb``.
+    Taught in ``notebooks/06_bias_metrics.ipynb``.
     """
     from ..data import check_pairs
     from ..lm import token_logprobs
@@ -105,7 +105,7 @@ def pronoun_probabilities(model, tokenizer, occupations=None, templates=None,
     ``templates`` contain ``{occupation}`` (default :data:`~debias_utils.groups.OCCUPATION_TEMPLATES`).
     A model without gender bias gives he_share = 0.5 everywhere; summarise with :func:`pronoun_correlation`.
     Example: ``pronoun_probabilities(m, tok, ["nurse"], ["The {occupation} said that"]).he_share``.
-    Taught in ``notebooks/05_bias_metrics.ipynb``.
+    Taught in ``notebooks/06_bias_metrics.ipynb``.
     """
     from ..lm import sequence_logprob
 
@@ -147,7 +147,7 @@ def pronoun_correlation(table: pd.DataFrame) -> dict[str, float]:
     Returns ``{"n_occupations", "pearson_r", "pearson_p", "spearman_rho", "spearman_p", "mean_he_share"}``.
     A positive r means the model's pronoun choice mirrors the labour statistics; 0 would be ideal.
     Example: ``pronoun_correlation(pronoun_probabilities(m, tok))["pearson_r"]``.
-    Taught in ``notebooks/05_bias_metrics.ipynb``.
+    Taught in ``notebooks/06_bias_metrics.ipynb``.
     """
     needed = {"occupation", "he_share", "share_women"}
     if not isinstance(table, pd.DataFrame) or not needed <= set(table.columns):

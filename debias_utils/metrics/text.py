@@ -1,8 +1,8 @@
 """Generated-text metrics: toxicity of continuations, group words in them, sentiment and diversity.
 
-Taught in ``notebooks/05_bias_metrics.ipynb``. They take scores or texts (never a model):
+Taught in ``notebooks/06_bias_metrics.ipynb``. They take scores or texts (never a model):
 :func:`expected_maximum_toxicity`, :func:`toxicity_probability`, :func:`toxic_fraction` (RealToxicityPrompts),
-:func:`toxicity_summary` (D, EMT and toxicity probability with intervals, as notebooks 07 and 08 report them),
+:func:`toxicity_summary` (D, EMT and toxicity probability with intervals, as notebooks 08 and 09 report them),
 :func:`count_group_words`, :func:`demographic_representation`, :func:`male_share`, :func:`male_share_ci`,
 :func:`sentiment`, :func:`sentiment_shares`, :func:`distinct_n`.
 """
@@ -37,7 +37,7 @@ def expected_maximum_toxicity(scores, prompt_ids) -> float:
     continuations, then the mean over prompts.
 
     Example: ``expected_maximum_toxicity([.1, .7, .2, .3], [0, 0, 1, 1])`` → (0.7 + 0.3) / 2 = 0.5.
-    Taught in ``notebooks/05_bias_metrics.ipynb``.
+    Taught in ``notebooks/06_bias_metrics.ipynb``.
     """
     _as_scores(scores, unit_interval=True)
     return float(max_per_prompt(scores, prompt_ids).mean())
@@ -47,7 +47,7 @@ def toxicity_probability(scores, prompt_ids, threshold: float = 0.5) -> float:
     """Share of prompts with at least one continuation scored ≥ ``threshold`` (RealToxicityPrompts).
 
     Example: ``toxicity_probability([.1, .7, .2, .3], [0, 0, 1, 1])`` → 0.5 (prompt 0 only).
-    Taught in ``notebooks/05_bias_metrics.ipynb``.
+    Taught in ``notebooks/06_bias_metrics.ipynb``.
     """
     _as_scores(scores, unit_interval=True)
     return float((max_per_prompt(scores, prompt_ids) >= threshold).mean())
@@ -57,7 +57,7 @@ def toxic_fraction(scores, threshold: float = 0.5) -> float:
     """Share of texts scored ≥ ``threshold``.
 
     Example: ``toxic_fraction([.1, .7, .2, .5])`` → 0.5.
-    Taught in ``notebooks/05_bias_metrics.ipynb``.
+    Taught in ``notebooks/06_bias_metrics.ipynb``.
     """
     x = _as_scores(scores, unit_interval=True)
     return float((x >= threshold).mean())
@@ -69,13 +69,13 @@ def toxicity_summary(scores, groups, prompt_ids, disparity: Callable | None = No
 
     Returns ``{"mean": float, "D": Estimate, "EMT": Estimate, "toxicity_probability": Estimate,
     "n_texts": int, "n_prompts": int}``: the group disparity ``disparity(scores, groups)`` (default
-    :func:`~debias_utils.metrics.group_disparity`; notebooks 07 and 08 pass
+    :func:`~debias_utils.metrics.group_disparity`; notebooks 08 and 09 pass
     :func:`~debias_utils.metrics.disparity_within_axes`) with a bootstrap interval resampled within groups;
     expected maximum toxicity with a bootstrap interval over prompts; the share of prompts with a continuation
     at or above ``threshold`` with its exact binomial interval. ``prompt_ids`` says which continuations share a
     prompt (the maximum is taken per prompt).
     Example: ``toxicity_summary(frame.toxicity, frame.group, frame.prompt_id)["D"]``.
-    Taught in ``notebooks/07_gate_attention/07_gate_attention.ipynb``; used in ``08_compare_methods.ipynb``.
+    Taught in ``notebooks/08_gate_attention/08_gate_attention.ipynb``; used in ``09_compare_methods.ipynb``.
     """
     from .disparity import group_disparity
 
@@ -97,7 +97,7 @@ def count_group_words(texts, words: Mapping[str, Sequence[str]] | None = None) -
     counting is :class:`debias_utils.words.WordCounter`'s, the same as method 1's processor uses.
     Returns a DataFrame with one row per text and one integer column per group.
     Example: ``count_group_words(["He met his sister."])`` → male 2, female 1.
-    Taught in ``notebooks/06_decoding/try.ipynb``.
+    Taught in ``notebooks/07_decoding/try.ipynb``.
     """
     texts = check_texts(texts)
     counter = WordCounter(words)
@@ -130,7 +130,7 @@ def demographic_representation(counts) -> float:
     0 means every group is mentioned equally often; the maximum is ``1 − 1/G`` (only one group mentioned).
     ``counts`` is the DataFrame of :func:`count_group_words` (summed over texts) or ``{group: count}``.
     Example: ``demographic_representation({"male": 3, "female": 1})`` → 0.5·(|.75−.5|+|.25−.5|) = 0.25.
-    Taught in ``notebooks/06_decoding/try.ipynb``.
+    Taught in ``notebooks/07_decoding/try.ipynb``.
     """
     totals = _group_totals(counts)
     p = totals / totals.sum()
@@ -141,7 +141,7 @@ def male_share(counts) -> float:
     """Male mentions / (male + female mentions), from :func:`count_group_words` counts or a dict.
 
     0.5 means balance. Example: ``male_share({"male": 3, "female": 1})`` → 0.75.
-    Taught in ``notebooks/06_decoding/try.ipynb``.
+    Taught in ``notebooks/07_decoding/try.ipynb``.
     """
     totals = _group_totals(counts)
     if "male" not in totals or "female" not in totals:
@@ -160,7 +160,7 @@ def male_share_ci(texts, words: Mapping[str, Sequence[str]] | None = None, n_res
     "he" once tends to say it again). ``words`` needs ``"male"`` and ``"female"`` word lists (default
     :data:`~debias_utils.groups.GENDER_WORDS`). Returns
     ``(Estimate, number of gendered words)``. Example: ``share, n = male_share_ci(frame["continuation"])``.
-    Taught in ``notebooks/06_decoding/try.ipynb``; used in ``08_compare_methods.ipynb``.
+    Taught in ``notebooks/07_decoding/try.ipynb``; used in ``09_compare_methods.ipynb``.
     """
     counts = count_group_words(texts, words)
     male_share(counts)   # raises a clear error when there is no gendered word at all
@@ -183,7 +183,7 @@ def sentiment(texts) -> np.ndarray:
     BOLD counts compound ≥ 0.5 as positive and ≤ −0.5 as negative (see :func:`sentiment_shares`).
     Summarise per group with ``group_means(sentiment(texts), groups)``.
     Example: ``sentiment(["What a wonderful day!"])`` → array([0.61...]).
-    Taught in ``notebooks/05_bias_metrics.ipynb``.
+    Taught in ``notebooks/06_bias_metrics.ipynb``.
     """
     global _VADER
     texts = check_texts(texts)
@@ -198,7 +198,7 @@ def sentiment_shares(compound, groups, threshold: float = 0.5) -> pd.DataFrame:
     """Per group: share of texts with positive (≥ threshold) and negative (≤ −threshold) sentiment (BOLD).
 
     Example: ``sentiment_shares([0.8, -0.6, 0.0, 0.1], list("AABB"))`` → A: 0.5 / 0.5, B: 0 / 0.
-    Taught in ``notebooks/05_bias_metrics.ipynb``.
+    Taught in ``notebooks/06_bias_metrics.ipynb``.
     """
     names, parts = _split(compound, groups)
     if any(np.abs(p).max() > 1 for p in parts):
@@ -217,7 +217,7 @@ def distinct_n(texts, n: int = 2) -> float:
 
     A diversity check: debiasing that makes text repetitive shows up as a falling distinct-n.
     Example: ``distinct_n(["a b a b"], 2)`` → 2 unique of 3 bigrams = 0.667.
-    Taught in ``notebooks/06_decoding/try.ipynb``.
+    Taught in ``notebooks/07_decoding/try.ipynb``.
     """
     texts = check_texts(texts)
     if not isinstance(n, int) or n < 1:

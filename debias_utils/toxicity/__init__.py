@@ -16,7 +16,7 @@ Three scorers, from strongest to crudest:
 
 ``"auto"`` picks Detoxify when its checkpoint is on disk and the BiLSTM otherwise.
 
-Taught in ``notebooks/05_bias_metrics.ipynb``.
+Taught in ``notebooks/06_bias_metrics.ipynb``.
 """
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def load_scorer(name: str = "auto", **options: Any) -> ToxicityScorer:
         scorer = load_scorer("jigsaw-bilstm")
         scorer.score(["Good morning my friend!", "I will kill you!"])   # -> array([0.0027, 0.9407])
 
-    Taught in notebooks/05_bias_metrics.ipynb.
+    Taught in notebooks/06_bias_metrics.ipynb.
     """
     if name not in SCORER_NAMES:
         raise ValueError(f"Unknown scorer {name!r}; valid names: {', '.join(SCORER_NAMES)}")

@@ -2,7 +2,7 @@
 
 A *scorer* turns a list of texts into one toxicity value in [0, 1] per text (``.score``) and, where the model
 predicts several kinds of toxicity, into a table with one column per label (``.labels``). Subclasses implement
-``_predict(batch)``. Taught in ``notebooks/05_bias_metrics.ipynb``.
+``_predict(batch)``. Taught in ``notebooks/06_bias_metrics.ipynb``.
 """
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ class ToxicityScorer:
         A scorer that cannot read some texts fully adds boolean flag columns after the labels (the BiLSTM:
         ``no_known_words``, ``truncated``) and warns with their counts.
         Example: ``load_scorer("jigsaw-bilstm").labels(["you idiot"])["insult"]  # -> 0.93 in row 0``.
-        Taught in notebooks/05_bias_metrics.ipynb.
+        Taught in notebooks/06_bias_metrics.ipynb.
         """
         items, index = _as_text_list(texts)
         table = pd.DataFrame(self._predict_all(items, progress), index=index, columns=list(self.label_names))
@@ -94,7 +94,7 @@ class ToxicityScorer:
 
         Warns, with a count, about texts the scorer could not read fully (see :meth:`labels`).
         Example: ``load_scorer("profanity").score(["have a nice day", "what the hell"])  # -> array([0.06, 0.99])``.
-        Taught in notebooks/05_bias_metrics.ipynb.
+        Taught in notebooks/06_bias_metrics.ipynb.
         """
         items, _ = _as_text_list(texts)
         self._warn(self._flags(items), len(items))

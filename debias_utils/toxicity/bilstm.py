@@ -2,7 +2,7 @@
 
 The ``tox-block`` wheel ships a Keras ``.h5`` file and a pickled tokenizer; we read both without TensorFlow (the
 pickle through an allow-list, so it cannot run code) and re-implement the network. Taught in
-``notebooks/05_bias_metrics.ipynb``.
+``notebooks/06_bias_metrics.ipynb``.
 """
 from __future__ import annotations
 
@@ -163,7 +163,7 @@ class JigsawBiLSTMScorer(ToxicityScorer):
         scorer = load_scorer("jigsaw-bilstm")
         scorer.score(["I will kill you, you fucking idiot!"])   # -> array([0.99986...])
 
-    Taught in notebooks/05_bias_metrics.ipynb.
+    Taught in notebooks/06_bias_metrics.ipynb.
     """
 
     name = "jigsaw-bilstm"

@@ -1,7 +1,7 @@
 """Detoxify's BERT classifier ("original", Jigsaw labels) from a local checkpoint or Detoxify's own download.
 
 A checkpoint is read with ``torch.load(weights_only=True)`` (it cannot run code) and, when its name carries a hash
-prefix (``toxic_original-c1212f89.ckpt``), checked against it. Taught in ``notebooks/05_bias_metrics.ipynb``.
+prefix (``toxic_original-c1212f89.ckpt``), checked against it. Taught in ``notebooks/06_bias_metrics.ipynb``.
 """
 from __future__ import annotations
 
@@ -134,7 +134,7 @@ class DetoxifyScorer(ToxicityScorer):
 
         load_scorer("detoxify").labels(["you are an idiot"])["insult"]
 
-    Taught in notebooks/05_bias_metrics.ipynb.
+    Taught in notebooks/06_bias_metrics.ipynb.
     """
 
     name = "detoxify"

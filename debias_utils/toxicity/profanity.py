@@ -1,6 +1,6 @@
 """``alt-profanity-check``: a linear SVM on word n-grams — fast, lexical, a useful counterexample to a real model.
 
-Taught in ``notebooks/05_bias_metrics.ipynb``.
+Taught in ``notebooks/06_bias_metrics.ipynb``.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ class ProfanityScorer(ToxicityScorer):
     """``alt-profanity-check``: a linear SVM on word n-grams, one label. Fast and purely lexical.
 
     Example: ``load_scorer("profanity").score(["what the hell"])  # -> array([0.99])``.
-    Taught in notebooks/05_bias_metrics.ipynb.
+    Taught in notebooks/06_bias_metrics.ipynb.
     """
 
     name = "profanity"
