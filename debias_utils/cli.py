@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def _download(args) -> int:
@@ -75,6 +76,11 @@ def _run(args) -> int:
     return 1 if failed else 0
 
 
+def argv_is_cli() -> bool:
+    """True when this process was started as the ``debias-llm`` command (so sys.argv is its command line)."""
+    return bool(sys.argv) and Path(sys.argv[0]).name in ("debias-llm", "cli.py", "__main__.py")
+
+
 def _audit(args) -> int:
     from .assets import AssetMissingError
     from .audit import audit
@@ -88,7 +94,8 @@ def _audit(args) -> int:
     try:
         model, tokenizer = load_model(args.model, device=device)
         results = audit(model, tokenizer, suite=args.suite, methods=args.method or ["original"], scorer=args.scorer,
-                        seed=args.seed, out=args.out, model_name=args.model, sections=args.section, greedy=args.greedy)
+                        seed=args.seed, out=args.out, model_name=args.model, sections=args.section, greedy=args.greedy,
+                        command="debias-llm " + " ".join(sys.argv[1:]) if argv_is_cli() else None)
     except (ValueError, TypeError, AssetMissingError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -21,14 +21,19 @@ END = "<!-- results:end -->"
 
 
 def _ci(value, low, high, digits=3) -> str:
+    # Some notebooks save their tables rounded to 4 decimals; rounding everything to 4 first shows one number the
+    # same way in every table (0.05549 and its saved 0.0555 would otherwise print as 0.055 and 0.056).
+    value, low, high = (round(float(v), 4) for v in (value, low, high))
     return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
 def _provenance(r: dict) -> str:
     v = r["versions"]
     minutes = r.get("seconds", 0) / 60
-    return (f"*Recorded by `{r['command']}` on {r['date'][:10]} — {r['machine']}, {r.get('torch_threads', '?')} torch "
-            f"threads; Python {v['python']}, torch {v['torch']}, transformers {v['transformers']}; commit "
+    threads = r.get("torch_threads", "?")
+    return (f"*Recorded by `{r['command']}` on {r['date'][:10]} — {r['machine']}, {threads} torch "
+            f"thread{'' if threads == 1 else 's'}; Python {v['python']}, torch {v['torch']}, transformers "
+            f"{v['transformers']}; commit "
             f"`{r['git_commit'][:12]}`; the notebook ran {minutes:.0f} min.*")
 
 
@@ -43,7 +48,7 @@ def _bias(r: dict) -> list[str]:
         d, s = n["disparity"][axis], n["sentiment"][axis]
         lines.append(f"| {axis} | {_ci(d['D'], d['low'], d['high'])} | {d['permutation_p']:.3f} | {s['D']:.3f} |")
     lo, hi = n["crows_pairs_ci"]
-    lines += ["", f"CrowS-Pairs ({n.get('crows_pairs_source', 'pairs')}, {n['crows_pairs_n']:,} pairs; 50 % is "
+    lines += ["", f"{n.get('crows_pairs_source', 'CrowS-Pairs')} on {n['crows_pairs_n']:,} pairs (50 % is "
                   f"ideal): **{_ci(n['crows_pairs_score'], lo, hi)}**, binomial p = {n['crows_pairs_p_value']:.3g}. "
                   f"Pronoun she-share against the share of women per occupation: Pearson r = "
                   f"{n['pronoun_pearson_r']:.3f}. WEAT (career/family vs names): effect size "
@@ -54,6 +59,10 @@ def _bias(r: dict) -> list[str]:
         lines += [f"| {row['bias_type']} | {row['n']} | {_ci(row['score'], row['low'], row['high'])} |"
                   for row in by_type]
     return lines + ["", _provenance(r)]
+
+
+GOALS = {"share_within_0.05": "male share within 0.50 ± 0.05", "perplexity_within_5pct": "perplexity at most +5 %",
+         "control_agreement_not_lower": "control agreement not lower"}
 
 
 def _decoding(r: dict) -> list[str]:
@@ -71,8 +80,7 @@ def _decoding(r: dict) -> list[str]:
              f"| `{n['rule']}` rule (strength {n['strength']:g}) | **{_ci(n['male_share_method'], mlo, mhi)}** | "
              f"{n['gendered_words_method']} | {n['perplexity_method']:.2f} (×{n['perplexity_ratio']:.3f}) | "
              f"{n['control_agreement_method']:.3f} |", "",
-             "Goal (male share 0.50 ± 0.05, perplexity at most +5 %, control agreement not lower): "
-             + ", ".join(f"{k.replace('_', ' ')} {'✔' if v else '✘'}" for k, v in goal.items()) + ".", "",
+             "Goal: " + ", ".join(f"{GOALS.get(k, k)} {'✔' if v else '✘'}" for k, v in goal.items()) + ".", "",
              _provenance(r)]
     return lines
 
@@ -111,14 +119,18 @@ def _compare(r: dict) -> list[str]:
              "prompts, seed and sampler for every method.", "",
              "| method | male share [95 % CI] | D plain [95 % CI] | toxicity prob. (induced) | text ppl | neutral ppl | "
              "forward passes | training s |", "|---|---|---|---|---|---|---|---|"]
-    for name, m in n["methods"].items():
+    # Recorded files sort their keys; show the methods in the notebook's order: original, decoding, gates, pruning.
+    rank = ("original", "decoding", "Self-Debias", "gates", "FASP")
+    methods = sorted(n["methods"].items(), key=lambda kv: (next((i for i, r in enumerate(rank)
+                                                                  if kv[0].startswith(r)), len(rank)), kv[0]))
+    for name, m in methods:
         share = _ci(m["male_share"], m["share_low"], m["share_high"], 2)
         d = _ci(m["D_plain"], m["D_plain_low"], m["D_plain_high"]) if "D_plain" in m else "not run"
         tox = _ci(m["tox_prob"], m["tox_prob_low"], m["tox_prob_high"], 2) if "tox_prob" in m else "not run"
         lines.append(f"| {name} | {share} | {d} | {tox} | {m['ppl_text']:.1f} | {m['ppl_neutral']:.1f} | "
                      f"{m['forward_passes']:.0f} | {m['train_s']:.0f} |")
     lines += ["", f"Closest to balanced: {n['closest_to_balanced']}; clearly lower toxicity probability than the original "
-                  f"(intervals apart): {', '.join(n['clearly_lower_tox_prob']) or 'none'}.", "", _provenance(r)]
+                  f"(each estimate outside the other's 95 % interval): {', '.join(n['clearly_lower_tox_prob']) or 'none'}.", "", _provenance(r)]
     return lines
 
 
@@ -162,6 +174,24 @@ def _audit(folder: Path) -> list[str]:
     return lines
 
 
+def _audit_runtimes(folders) -> list[str]:
+    order = {"quick": 0, "standard": 1, "full": 2}
+    runs = [(json.loads((f / "results.json").read_text()), f) for f in folders]
+    runs.sort(key=lambda item: order.get(item[0]["suite"], 9))
+    lines = ["**Audit runtimes** (`debias-llm audit --model smollm2-135m` with the methods listed; one process; "
+             "2 CPU cores):", "", "| suite | methods | sections ok | wall time | report |", "|---|---|---|---|---|"]
+    for results, folder in runs:
+        ok = sum(s["status"] == "ok" for s in results["sections"].values())
+        rel = folder.relative_to(REPO).as_posix()
+        lines.append(f"| `{results['suite']}` | {', '.join(f'`{m}`' for m in results['methods'])} | "
+                     f"{ok} of {len(results['sections'])} | {results.get('seconds', 0) / 60:.1f} min | "
+                     f"[{rel}/report.md]({rel}/report.md) |")
+    first = runs[0][0].get("provenance")
+    if first:
+        lines += ["", _provenance({**first, "seconds": 0}).replace("; the notebook ran 0 min", "")]
+    return lines
+
+
 TABLES = (("06_bias_metrics.json", _bias), ("07_try.json", _decoding), ("08_gate_attention.json", _gates),
           ("09_compare_methods.json", _compare))
 
@@ -193,8 +223,12 @@ def render(folder: str | Path = RESULTS) -> str:
         else:
             parts.append(f"*`{name}` is not recorded yet — make it with `debias-llm run --preset full --only "
                          f"{name[:2]} --record results/full`.*")
-    for audit_dir in sorted(p for p in folder.glob("audit_*") if (p / "results.json").is_file()):
-        parts.append("\n".join(_audit(audit_dir)))
+    audits = sorted(p for p in folder.glob("audit_*") if (p / "results.json").is_file())
+    if audits:
+        parts.append("\n".join(_audit_runtimes(audits)))
+    for audit_dir in audits:
+        if audit_dir.name == "audit_quick":   # the headline table; the other suites' reports sit beside it
+            parts.append("\n".join(_audit(audit_dir)))
     return BEGIN + "\n\n" + "\n\n".join(parts) + "\n\n" + END
 
 

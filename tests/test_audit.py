@@ -244,6 +244,8 @@ def test_two_processes_give_the_single_process_result(audited, gate_file, tmp_pa
     assert "2 process(es)" in run.stderr
     merged = json.loads((two / "results.json").read_text())
     assert merged["settings"]["processes"] == 2
+    assert merged["provenance"]["command"].startswith("debias-llm audit --model tiny-llama --greedy")
+    assert len(merged["provenance"]["git_commit"].split("+")[0]) == 40
     for name in sections:
         single, split = results["sections"][name], merged["sections"][name]
         assert split["status"] == "ok", split.get("error")

@@ -34,6 +34,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
+from ..results import provenance
 from .methods import Method, applied, check_methods, parse_method
 from .parallel import Workers
 from .report import SCHEMA, write_report
@@ -95,13 +96,14 @@ def _table_path(out: Path, section: str, method: Method) -> Path:
 
 def audit(model, tokenizer, suite: str = "quick", methods=("original",), scorer: str = "auto", seed: int = 0,
           progress: bool = True, out: str | Path | None = None, model_name: str | None = None,
-          sections=None, greedy: bool = False) -> dict:
+          sections=None, greedy: bool = False, command: str | None = None) -> dict:
     """Measure ``model``'s social bias in every section of ``suite``, for each method; returns the results dict.
 
     ``methods``: ``"original"`` (always included, first), ``"decoding:RULE[:STRENGTH]"``, ``"gates:FILE"``.
     ``scorer``: a name for :func:`debias_utils.toxicity.load_scorer`. ``out``: the output folder (results.json,
     report.md / .html, figures, CSVs; resumable); ``None`` writes nothing. ``sections``: a subset of
     :data:`SECTIONS` (default all). ``greedy=True`` decodes greedily (exactly reproducible across process counts).
+    ``command``: how the audit was started, kept in ``results["provenance"]`` with the date, machine and commit.
     Example: ``audit(model, tok, methods=["original", "decoding:kl"], out="runs/audit")["sections"]["gender_balance"]``.
     """
     from ..evaluate import EVALUATION
@@ -155,6 +157,7 @@ def audit(model, tokenizer, suite: str = "quick", methods=("original",), scorer:
                                          "result": results["sections"][name]}, indent=1, default=float))
         workers.wait()
     results["seconds"] = round(time.perf_counter() - started, 1)
+    results["provenance"] = provenance(command)
     if out is not None and workers.is_main:
         write_report(results, out)
         say(f"Report: {out / 'report.md'} (and report.html, results.json)")

@@ -6,6 +6,7 @@
      "seed": int, "greedy": bool, "methods": [str, ...],            # "original" first
      "settings_key": str,                                          # sections resume only under the same key
      "seconds": float,                                             # wall time of this call (resumed sections ~0)
+     "provenance": {"command", "date", "machine", "versions", "torch_threads", "git_commit"},
      "settings": {"suite": {...sample sizes...}, "evaluation": {...sampler, batch size, bootstrap...},
                   "processes": int},
      "sections": {NAME: {"title": str, "unit": str, "status": "ok" | "failed", "seconds": float,

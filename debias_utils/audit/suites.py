@@ -37,8 +37,8 @@ SUITES: dict[str, Suite] = {
     "standard": Suite("standard", crows_pairs=600, pronoun_templates="all", bold_per_group=16,
                       holistic_descriptors=8, holistic_templates=2, samples=2, occupation_samples=4,
                       neutral_sentences=96),
-    "full": Suite("full", crows_pairs=None, pronoun_templates="all", bold_per_group=50, holistic_descriptors=20,
-                  holistic_templates=3, samples=4, occupation_samples=8, neutral_sentences=200),
+    "full": Suite("full", crows_pairs=None, pronoun_templates="all", bold_per_group=30, holistic_descriptors=12,
+                  holistic_templates=2, samples=4, occupation_samples=8, neutral_sentences=200),
 }
 
 #: The BOLD domains an audit generates on (BOLD's two others, profession and political ideology, are not social
