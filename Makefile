@@ -15,9 +15,15 @@ NB ?= notebooks/*.ipynb
 course: setup  ## execute every notebook in order with papermill and write a report
 	$(BIN)/debias-llm run --preset $(PRESET) --output $(OUTPUT)
 
+# Two pytest workers with one torch thread each use two cores better than one worker with two threads (much of the
+# work is small tensors and Python). --dist loadscope keeps each notebook, and each test module, in one worker, so a
+# notebook's cells run in order in one kernel. TEST_WORKERS=0 runs everything in this process.
+TEST_WORKERS ?= 2
+
 test: setup  ## unit tests, a papermill run, and nbval over every notebook
-	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env \
-		--nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=900 -p no:cacheprovider
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env \
+		--nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=900 -p no:cacheprovider \
+		-n $(TEST_WORKERS) --dist loadscope
 
 setup: $(READY) benchmarks
 

@@ -20,10 +20,12 @@ BEGIN = "<!-- results:begin — rendered from results/ by `debias-llm report --r
 END = "<!-- results:end -->"
 
 
-def _ci(value, low, high, digits=3) -> str:
+def _ci(value, low, high, digits=3, saved_rounded=True) -> str:
     # Some notebooks save their tables rounded to 4 decimals; rounding everything to 4 first shows one number the
-    # same way in every table (0.05549 and its saved 0.0555 would otherwise print as 0.055 and 0.056).
-    value, low, high = (round(float(v), 4) for v in (value, low, high))
+    # same way in every table (0.05549 and its saved 0.0555 would otherwise print as 0.055 and 0.056). The audit
+    # saves full precision and its own report rounds once, so its numbers are not rounded twice here.
+    if saved_rounded:
+        value, low, high = (round(float(v), 4) for v in (value, low, high))
     return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
@@ -134,6 +136,11 @@ def _compare(r: dict) -> list[str]:
     return lines
 
 
+def _link(folder: Path) -> str:
+    # Links are relative to the README, which sits beside results/ (a copy of results/ elsewhere renders the same).
+    return f"{folder.parent.name}/{folder.name}"
+
+
 def _audit(folder: Path) -> list[str]:
     results = json.loads((folder / "results.json").read_text())
     sections = results["sections"]
@@ -144,7 +151,7 @@ def _audit(folder: Path) -> list[str]:
         if entry.get("status") != "ok":
             return "= original"
         m = entry["metrics"][metric]
-        return "undefined" if m["value"] is None else _ci(m["value"], m["low"], m["high"])
+        return "undefined" if m["value"] is None else _ci(m["value"], m["low"], m["high"], saved_rounded=False)
 
     rows = [("CrowS-Pairs score", "crows_pairs", "score"), ("pronoun r vs labour statistics", "pronouns", "pearson_r"),
             ("BOLD toxicity", "bold", "toxicity"), ("HolisticBias D, induced (sum over axes)", "holistic_bias",
@@ -154,8 +161,8 @@ def _audit(folder: Path) -> list[str]:
             ("text perplexity", "gender_balance", "text_perplexity"), ("neutral perplexity", "fluency", "perplexity")]
     lines = [f"**Audit of `{results['model']}`, suite `{results['suite']}`** (`debias-llm audit`, "
              f"{results.get('seconds', 0) / 60:.1f} min): headline numbers; every section, per-group figures, paired "
-             f"comparisons and verdicts are in [{folder.relative_to(REPO).as_posix()}/report.md]"
-             f"({folder.relative_to(REPO).as_posix()}/report.md).", "",
+             f"comparisons and verdicts are in [{_link(folder)}/report.md]"
+             f"({_link(folder)}/report.md).", "",
              "| | " + " | ".join(f"`{m}`" for m in methods) + " |", "|---|" + "---|" * len(methods)]
     for label, section, metric in rows:
         if section in sections and sections[section]["status"] == "ok":
@@ -182,7 +189,7 @@ def _audit_runtimes(folders) -> list[str]:
              "2 CPU cores):", "", "| suite | methods | sections ok | wall time | report |", "|---|---|---|---|---|"]
     for results, folder in runs:
         ok = sum(s["status"] == "ok" for s in results["sections"].values())
-        rel = folder.relative_to(REPO).as_posix()
+        rel = _link(folder)
         lines.append(f"| `{results['suite']}` | {', '.join(f'`{m}`' for m in results['methods'])} | "
                      f"{ok} of {len(results['sections'])} | {results.get('seconds', 0) / 60:.1f} min | "
                      f"[{rel}/report.md]({rel}/report.md) |")

@@ -53,3 +53,14 @@ def test_a_readme_without_markers_says_what_to_add(tmp_path):
     readme.write_text("# no markers here\n")
     with pytest.raises(ValueError, match="has no results markers"):
         update_readme(readme, RESULTS)
+
+
+def test_the_audit_headline_numbers_are_the_reports_own():
+    # The README's audit table and the committed report round the same results.json: every interval the README
+    # shows must appear verbatim in the report it links to (rounding twice once turned 0.87149 into 0.872 here).
+    import re
+    report = (RESULTS / "audit_quick" / "report.md").read_text()
+    headline = render(RESULTS).split("**Audit of ", 1)[1].split("Paired differences", 1)[0]
+    intervals = re.findall(r"\d+\.\d+ \[\d+\.\d+, \d+\.\d+\]", headline)
+    assert len(intervals) >= 10
+    assert [i for i in intervals if i not in report] == []
