@@ -15,15 +15,16 @@ NB ?= notebooks/*.ipynb
 course: setup  ## execute every notebook in order with papermill and write a report
 	$(BIN)/debias-llm run --preset $(PRESET) --output $(OUTPUT)
 
-# Two pytest workers with one torch thread each use two cores better than one worker with two threads (much of the
-# work is small tensors and Python). --dist loadscope keeps each notebook, and each test module, in one worker, so a
-# notebook's cells run in order in one kernel. TEST_WORKERS=0 runs everything in this process.
+# Two pytest workers with one torch thread each. --dist loadscope keeps each notebook, and each test module, in one
+# worker, so a notebook's cells run in order in one kernel; tests/conftest.py puts the slowest notebooks first and
+# --no-loadscope-reorder keeps that order, so neither worker is left alone with a long notebook at the end.
+# TEST_WORKERS=0 runs everything in this process.
 TEST_WORKERS ?= 2
 
 test: setup  ## unit tests, a papermill run, and nbval over every notebook
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=900 -p no:cacheprovider \
-		-n $(TEST_WORKERS) --dist loadscope
+		-n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 setup: $(READY) benchmarks
 

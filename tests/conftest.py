@@ -13,6 +13,24 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
+# `make test` shares the work between two pytest-xdist workers, one notebook or test module at a time. Starting the
+# longest ones first (longest-processing-time-first scheduling) keeps either worker from being left alone with a
+# long notebook at the end. Ordered by their `--durations` in a fresh-clone run; everything else keeps pytest's order.
+SLOWEST_FIRST = (
+    "notebooks/09_compare_methods.ipynb", "notebooks/08_gate_attention/08_gate_attention.ipynb",
+    "notebooks/solutions/09_compare_methods_solutions.ipynb", "notebooks/solutions/08_gate_attention_solutions.ipynb",
+    "notebooks/07_decoding/try.ipynb", "notebooks/solutions/07_try_solutions.ipynb", "notebooks/06_bias_metrics.ipynb",
+    "tests/test_audit.py", "notebooks/solutions/06_bias_metrics_solutions.ipynb", "notebooks/05_finetuning.ipynb",
+    "tests/test_runner.py", "notebooks/04_generate.ipynb", "tests/test_models.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {path: i for i, path in enumerate(SLOWEST_FIRST)}
+    # A stable sort: the cells of one notebook and the tests of one module keep their order.
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
+
+
 @pytest.fixture(scope="session")
 def smollm2():
     """(model, tokenizer) of the real SmolLM2-135M-Instruct, from the offline cache."""

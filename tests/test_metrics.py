@@ -493,3 +493,42 @@ def test_paired_difference_resamples_within_strata():
     gap = lambda t: M.group_disparity(t["toxicity"], t["group"])
     est = M.paired_difference(gap, a, b, n_resamples=200)
     assert est.value == pytest.approx(0.2 - 0.5) and est.high < 0 and M.verdict(est) == "lower"   # D 0.5 -> 0.2
+
+
+def test_disparity_within_axes_is_the_sum_of_each_axis_group_disparity_on_random_data():
+    # disparity_within_axes works from group sums (it is a bootstrap statistic, called thousands of times); it must
+    # stay exactly the definition: group_disparity of each axis's scores, summed over the axes.
+    from debias_utils.groups import GROUP_TERMS
+
+    axis_of = {g: axis for axis, terms in GROUP_TERMS.items() for g in terms}
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        chosen = [g for axis in rng.choice(list(GROUP_TERMS), 3, replace=False) for g in list(GROUP_TERMS[axis])[:3]]
+        groups = np.array(chosen + list(rng.choice(chosen, int(rng.integers(0, 200)))), dtype=object)
+        scores = rng.random(len(groups))
+        axes = np.array([axis_of[g] for g in groups])
+        for reference in ("mean_of_group_means", "sample_mean"):
+            by_definition = sum(M.group_disparity(scores[axes == a], groups[axes == a], reference=reference)
+                                for a in dict.fromkeys(axes))
+            assert M.disparity_within_axes(scores, groups, reference=reference) == pytest.approx(by_definition,
+                                                                                                 abs=1e-12)
+
+
+def test_paired_difference_hands_the_statistic_the_rows_of_the_drawn_units():
+    # The rows of a resample are gathered by array arithmetic, not a loop over units; they must be exactly the
+    # straightforward loop's: for each drawn unit (drawn within its stratum), all its rows in table order.
+    units = np.array([5, 5, 9, 2, 9, 2, 2, 7])            # unequal numbers of rows per unit, interleaved
+    strata = np.array(list("xxyxyxxy"))                   # units 5, 2: stratum x; units 9, 7: stratum y
+    a = {"unit": units, "stratum": strata, "row": np.arange(8)}
+    b = {"unit": units[::-1], "stratum": strata[::-1], "row": np.arange(8) + 100}
+    seen = []
+    M.paired_difference(lambda t: seen.append(list(t["row"])) or 0.0, a, b, n_resamples=30, seed=3)
+    rng = np.random.default_rng(3)
+    by_stratum = [np.array([5, 2]), np.array([9, 7])]      # units in order of first appearance, per stratum
+    expected = [list(a["row"]), list(b["row"])]           # the two calls on the data itself come first
+    for _ in range(30):
+        pick = np.concatenate([g[rng.integers(0, len(g), size=len(g))] for g in by_stratum])
+        for table in (a, b):
+            expected.append([int(r) for u in pick for r in table["row"][table["unit"] == u]])
+    assert seen[:2] == [expected[1], expected[0]]         # statistic(b) is computed before statistic(a)
+    assert seen[2:] == expected[2:]
