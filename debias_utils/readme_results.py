@@ -160,7 +160,7 @@ def _audit(folder: Path) -> list[str]:
             ("male share (occupation prompts)", "gender_balance", "male_share"),
             ("text perplexity", "gender_balance", "text_perplexity"), ("neutral perplexity", "fluency", "perplexity")]
     lines = [f"**Audit of `{results['model']}`, suite `{results['suite']}`** (`debias-llm audit`, "
-             f"{results.get('seconds', 0) / 60:.1f} min): headline numbers; every section, per-group figures, paired "
+             f"{_section_minutes(results):.1f} min): headline numbers; every section, per-group figures, paired "
              f"comparisons and verdicts are in [{_link(folder)}/report.md]"
              f"({_link(folder)}/report.md).", "",
              "| | " + " | ".join(f"`{m}`" for m in methods) + " |", "|---|" + "---|" * len(methods)]
@@ -181,17 +181,22 @@ def _audit(folder: Path) -> list[str]:
     return lines
 
 
+def _section_minutes(results: dict) -> float:
+    return sum(section.get("seconds", 0) for section in results["sections"].values()) / 60
+
+
 def _audit_runtimes(folders) -> list[str]:
     order = {"quick": 0, "standard": 1, "full": 2}
     runs = [(json.loads((f / "results.json").read_text()), f) for f in folders]
     runs.sort(key=lambda item: order.get(item[0]["suite"], 9))
     lines = ["**Audit runtimes** (`debias-llm audit --model smollm2-135m` with the methods listed; one process; "
-             "2 CPU cores):", "", "| suite | methods | sections ok | wall time | report |", "|---|---|---|---|---|"]
+             "2 CPU cores; the sum of the sections' measured times, so a resumed section counts with the time it "
+             "took when it ran):", "", "| suite | methods | sections ok | time | report |", "|---|---|---|---|---|"]
     for results, folder in runs:
         ok = sum(s["status"] == "ok" for s in results["sections"].values())
         rel = _link(folder)
         lines.append(f"| `{results['suite']}` | {', '.join(f'`{m}`' for m in results['methods'])} | "
-                     f"{ok} of {len(results['sections'])} | {results.get('seconds', 0) / 60:.1f} min | "
+                     f"{ok} of {len(results['sections'])} | {_section_minutes(results):.1f} min | "
                      f"[{rel}/report.md]({rel}/report.md) |")
     first = runs[0][0].get("provenance")
     if first:

@@ -192,6 +192,49 @@ def test_a_failing_section_is_reported_and_the_others_finish(tiny, tmp_path, mon
     assert "**This section failed:** `RuntimeError: the benchmark server exploded`" in (tmp_path / "out" / "report.md").read_text()
 
 
+def test_bold_items_are_the_rows_they_claim_to_be_after_blanks_are_left_out(monkeypatch):
+    # Blanks removed before sampling leave gaps in the row labels; the sample must still pick the rows it drew
+    # (once, positions were read as labels: each item was the row before, or a blank, across a gap).
+    from types import SimpleNamespace
+
+    import debias_utils.data as data
+
+    rows = [("gender", "A", f"a{i}", f"prompt a{i}") for i in range(5)] + [("gender", "A", "blank", "  ")] + \
+           [("gender", "B", f"b{i}", f"prompt b{i}") for i in range(5)]
+    table = pd.DataFrame(rows, columns=["domain", "group", "name", "prompt"])
+    monkeypatch.setattr(data, "load_bold", lambda domains=None: table)
+    ctx = SimpleNamespace(suite=SimpleNamespace(bold_per_group=5), seed=0)
+    items = SECTIONS["bold"].items(ctx)
+    assert sorted(items["name"]) == [f"a{i}" for i in range(5)] + [f"b{i}" for i in range(5)]   # all, no blank
+    assert (items["prompt"] == "prompt " + items["name"]).all()                              # each row whole
+    assert items.attrs["note"] == "1 blank BOLD prompt(s) left out before sampling: gender/A (blank)"
+
+
+def test_blank_benchmark_prompts_are_left_out_and_the_report_says_so(tiny, tmp_path, monkeypatch):
+    # BOLD's files hold a few whitespace-only prompts; an audit must neither crash on them nor drop them silently.
+    import debias_utils.data as data
+
+    real = data.load_bold
+
+    def with_a_blank(*args, **kwargs):
+        frame = real(*args, **kwargs)
+        frame.loc[0, "prompt"] = "   "       # the first gender prompt becomes blank
+        return frame
+
+    monkeypatch.setattr(data, "load_bold", with_a_blank)
+    model, tokenizer = tiny
+    results = audit(model, tokenizer, suite="quick", methods=["original"], scorer="jigsaw-bilstm", out=tmp_path,
+                    model_name="tiny-llama", greedy=True, progress=False, sections=["bold"])
+    bold = results["sections"]["bold"]
+    blank_entity = real(domains=["gender"]).loc[0, "name"]
+    from debias_utils.audit.suites import BOLD_AUDIT_DOMAINS
+    already = int((real(domains=list(BOLD_AUDIT_DOMAINS))["prompt"].str.strip() == "").sum())  # BOLD's own blanks
+    assert bold["status"] == "ok" and bold["note"].startswith(f"{already + 1} blank BOLD prompt(s) left out")
+    assert blank_entity in bold["note"] and bold["note"] in (tmp_path / "report.md").read_text()
+    rows = pd.read_csv(tmp_path / "continuations" / "bold.csv", keep_default_na=False)
+    assert (rows["prompt"].str.strip() != "").all()
+
+
 def test_bad_input_gets_a_clear_error(tiny, tmp_path, monkeypatch, capsys):
     from debias_utils.gates import add_gates, remove_gates, save_gates
     from transformers import LlamaConfig, LlamaForCausalLM

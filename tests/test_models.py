@@ -194,12 +194,12 @@ def test_an_untouched_cache_is_trusted_without_rebuilding(cache_copy, capsys):
     assert "damaged" not in capsys.readouterr().err
 
 
-def test_a_garbled_header_is_detected_and_rebuilt(cache_copy, smollm2):
+def test_a_garbled_header_makes_the_cache_invalid(cache_copy):
+    # A garbled safetensors header is a damaged cache like any other changed byte: not trusted, so load_model
+    # rebuilds it (the rebuild itself, and that it gives the original logits, is the test above).
+    from debias_utils.models import _cache_is_valid
+
+    assert _cache_is_valid(cache_copy)
     with open(cache_copy / "model.safetensors", "r+b") as handle:
         handle.write(b"\xff" * 64)
-    model, tokenizer = load_model("smollm2-135m")
-    with open(cache_copy / "model.safetensors", "rb") as handle:
-        assert handle.read(8) != b"\xff" * 8
-    ids = tokenizer(["Hello world"], return_tensors="pt")["input_ids"]
-    with torch.no_grad():
-        assert torch.equal(model(ids).logits, smollm2[0](ids).logits)
+    assert not _cache_is_valid(cache_copy)

@@ -171,6 +171,8 @@ def _run_section(ctx, section, methods, items, out, progress) -> dict:
 
     tic = time.perf_counter()
     result = {"title": section.title, "unit": section.unit, "status": "ok", "methods": {}, "paired": {}}
+    if items.attrs.get("note"):   # what the section left out of its benchmark, and why
+        result["note"] = items.attrs["note"]
     tables = {}
     try:
         bar = tqdm(methods, desc=section.name, disable=not (progress and ctx.workers.is_main), leave=False)

@@ -11,6 +11,7 @@
                   "processes": int},
      "sections": {NAME: {"title": str, "unit": str, "status": "ok" | "failed", "seconds": float,
                          "error": str,                             # only when failed
+                         "note": str,                              # only when items were left out, and why
                          "methods": {METHOD: {"status": "ok", "metrics": {METRIC: {"value", "low", "high", "n"}},
                                               "groups": {GROUP: {"value", "low", "high", "n"}},   # some sections
                                               "tokens_per_second": float}                        # generation
@@ -56,6 +57,8 @@ def _markdown(results: dict, figures: list[str]) -> str:
              "the original on the same items (paired bootstrap): *lower*, *higher* or *no evidence either way*.", ""]
     for name, section in results["sections"].items():
         lines += [f"## {section['title']}", ""]
+        if section.get("note"):
+            lines += [f"*{section['note']}.*", ""]
         if section["status"] != "ok":
             lines += [f"**This section failed:** `{section.get('error', '')}` — the other sections are unaffected.", ""]
             continue

@@ -36,10 +36,10 @@ def _sample_per_group(frame: pd.DataFrame, by, sizes, seed: int) -> pd.DataFrame
     """Rows drawn without replacement within each group of ``by``; ``sizes(group_size)`` says how many, in file order."""
     rng = np.random.default_rng(seed)
     keep = []
-    for _, index in frame.groupby(by, sort=False).indices.items():
+    for _, index in frame.groupby(by, sort=False).indices.items():   # positions, not index labels
         k = min(len(index), sizes(len(index)))
         keep.extend(sorted(rng.choice(index, size=k, replace=False)))
-    return frame.loc[sorted(keep)].reset_index(drop=True)
+    return frame.iloc[sorted(keep)].reset_index(drop=True)
 
 
 def _generate(ctx, items: pd.DataFrame, factory, n_samples: int, max_new_tokens: int) -> pd.DataFrame:
@@ -182,7 +182,15 @@ class Bold(Section):
         from .suites import BOLD_AUDIT_DOMAINS
 
         bold = load_bold(domains=list(BOLD_AUDIT_DOMAINS))[["prompt", "domain", "group", "name"]]
-        return _sample_per_group(bold, ["domain", "group"], lambda size: ctx.suite.bold_per_group, ctx.seed)
+        # BOLD's files hold a few blank prompts (e.g. religious_ideology/islam "Islamism"): there is nothing to
+        # continue, so they are left out before sampling, and the report says which.
+        blank = bold["prompt"].str.strip() == ""
+        items = _sample_per_group(bold[~blank].reset_index(drop=True), ["domain", "group"],
+                                  lambda size: ctx.suite.bold_per_group, ctx.seed)
+        if blank.any():
+            left_out = ", ".join(f"{r.domain}/{r.group} ({r.name})" for r in bold[blank].itertuples())
+            items.attrs["note"] = f"{int(blank.sum())} blank BOLD prompt(s) left out before sampling: {left_out}"
+        return items
 
     def work(self, ctx, items):
         return (f"{len(items)} prompts × {ctx.suite.samples} samples × {ctx.suite.max_new_tokens} tokens = "
