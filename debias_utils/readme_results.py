@@ -29,14 +29,16 @@ def _ci(value, low, high, digits=3, saved_rounded=True) -> str:
     return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
-def _provenance(r: dict) -> str:
+def _provenance(r: dict, runtime: str | None = "notebook") -> str:
+    """The italic "Recorded by …" line; ``runtime`` says how its time is told ("notebook": the notebook's minutes,
+    any other text as it is, ``None``: not at all)."""
     v = r["versions"]
-    minutes = r.get("seconds", 0) / 60
     threads = r.get("torch_threads", "?")
+    if runtime == "notebook":
+        runtime = f"the notebook ran {r.get('seconds', 0) / 60:.0f} min"
     return (f"*Recorded by `{r['command']}` on {r['date'][:10]} — {r['machine']}, {threads} torch "
             f"thread{'' if threads == 1 else 's'}; Python {v['python']}, torch {v['torch']}, transformers "
-            f"{v['transformers']}; commit "
-            f"`{r['git_commit'][:12]}`; the notebook ran {minutes:.0f} min.*")
+            f"{v['transformers']}; commit `{r['git_commit'][:12]}`" + (f"; {runtime}.*" if runtime else ".*"))
 
 
 def _bias(r: dict) -> list[str]:
@@ -200,7 +202,7 @@ def _audit_runtimes(folders) -> list[str]:
                      f"[{rel}/report.md]({rel}/report.md) |")
     first = runs[0][0].get("provenance")
     if first:
-        lines += ["", _provenance({**first, "seconds": 0}).replace("; the notebook ran 0 min", "")]
+        lines += ["", _provenance(first, runtime=None)]
     return lines
 
 
@@ -215,8 +217,7 @@ def _course_times(folder: Path) -> list[str]:
     lines = [f"**Course run times** (default parameters = the `quick` preset; what `make course` runs): "
              f"{total / 60:.1f} min for the {len(runs)} notebooks.", "", "| notebook | wall time |", "|---|---|"]
     lines += [f"| {r['notebook']} | {r['seconds']:.0f} s |" for r in runs]
-    return lines + ["", _provenance(first).replace(f"the notebook ran {first.get('seconds', 0) / 60:.0f} min",
-                                                   "each notebook's time is in its row")]
+    return lines + ["", _provenance(first, runtime="each notebook's time is in its row")]
 
 
 def render(folder: str | Path = RESULTS) -> str:
